@@ -1,0 +1,179 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: churnlab
+#     language: python
+#     name: churnlab
+# ---
+
+# %% [markdown]
+# # Evaluate: the candidate on test, the registry and the promotion gate
+#
+# The candidate is scored **once** on the test split. Metrics carry 95% bootstrap intervals; the
+# plots and the model card are written under `reports/`. The candidate is registered, and the gate
+# moves alias `champion` only when a paired bootstrap on the same test rows shows it better than
+# the current champion by at least `margin` at one-sided p < `alpha`.
+
+# %% tags=["parameters"]
+section = "evaluate"
+
+# %%
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from IPython.display import Image, Markdown, display
+from sklearn.metrics import classification_report
+
+from churnlab import config, data, evaluate, models, track
+
+root = config.repo_root()
+params = config.params_section(section, root=root)
+pipeline, meta = models.load_model(config.resolve("artifacts/model", root))
+contract = meta["contract"]
+test = pd.read_parquet(config.resolve("artifacts/prepared/test.parquet", root))
+y = data.encode_target(test[contract["target"]], contract["positive_label"])
+X = test.drop(columns=[contract["target"]])
+
+# %% [markdown]
+# ## Metrics on test (scored once)
+
+# %%
+scored = models.score(pipeline, X, meta["threshold"])
+proba = scored["probability"].to_numpy()
+metrics = evaluate.classification_metrics(y, proba, meta["threshold"])
+n_boot, seed = params["bootstrap_samples"], params["seed"]
+metrics["roc_auc_ci95"] = list(evaluate.bootstrap_interval(y, proba, n_boot=n_boot, seed=seed))
+from sklearn.metrics import average_precision_score
+
+metrics["pr_auc_ci95"] = list(evaluate.bootstrap_interval(y, proba, average_precision_score, n_boot, seed))
+metrics["model"] = meta["family"]
+display(pd.Series({k: v for k, v in metrics.items()}, name="test").to_frame())
+report = classification_report(y, scored["prediction"], target_names=["retained", "churned"], digits=4)
+print(report)
+
+# %% [markdown]
+# ## Plots
+
+# %%
+plots_dir = config.resolve("reports/plots", root)
+plots_dir.mkdir(parents=True, exist_ok=True)
+feature_columns = list(pipeline.named_steps["coerce"].dtypes)
+importance = evaluate.permutation_importance_table(pipeline, X[feature_columns], y, seed=seed)
+figures = {
+    "roc": evaluate.plot_roc(y, proba), "precision_recall": evaluate.plot_precision_recall(y, proba),
+    "calibration": evaluate.plot_calibration(y, proba),
+    "confusion_matrix": evaluate.plot_confusion_matrix(y, proba, meta["threshold"]),
+    "feature_importance": evaluate.plot_feature_importance(importance),
+    "score_distribution": evaluate.plot_score_distribution(y, proba), "lift": evaluate.plot_lift(y, proba),
+}
+for name, fig in figures.items():
+    fig.savefig(plots_dir / f"{name}.png", metadata={"Software": None})
+    display(Image(filename=str(plots_dir / f"{name}.png")))
+
+# %% [markdown]
+# ## Lift by decile and slices
+
+# %%
+lift = evaluate.lift_table(y, proba)
+display(lift)
+slice_columns = params.get("slice_columns") or [
+    c for c in data.columns_by_role(contract, "categorical", "boolean")
+    if 2 <= X[c].nunique() <= 10]
+slices = evaluate.slice_metrics(X, y, proba, slice_columns, meta["threshold"])
+display(slices)
+
+# %% [markdown]
+# ## Model card
+
+# %%
+card = f"""# Model card: churnlab candidate ({meta['family']})
+
+## Data
+- Raw data md5 (`data.dvc`): `{meta['data_md5']}`; contract fingerprint `{meta['contract_fingerprint']}`
+- Target `{contract['target']}`, positive label `{contract['positive_label']}`; split strategy
+  `{contract['split']['strategy']}` (seed {contract['split']['seed']}); test rows: {metrics['n']}
+  (positive rate {metrics['positive_rate']:.3f})
+
+## Intended use
+Ranking customers by churn risk for retention campaigns (binary classification). Not for
+decisions about individuals without human review; not validated outside the training population.
+
+## Metrics on test (scored once, 95% bootstrap intervals, {n_boot} resamples)
+| metric | value |
+|---|---|
+| ROC-AUC | {metrics['roc_auc']:.4f} [{metrics['roc_auc_ci95'][0]:.4f}, {metrics['roc_auc_ci95'][1]:.4f}] |
+| PR-AUC | {metrics['pr_auc']:.4f} [{metrics['pr_auc_ci95'][0]:.4f}, {metrics['pr_auc_ci95'][1]:.4f}] |
+| log loss | {metrics['log_loss']:.4f} |
+| Brier | {metrics['brier']:.4f} |
+| accuracy / precision / recall / F1 at threshold | {metrics['accuracy']:.4f} / {metrics['precision']:.4f} / {metrics['recall']:.4f} / {metrics['f1']:.4f} |
+| top-decile lift | {lift.loc[0, 'lift']:.2f} |
+
+## Threshold
+{meta['threshold']:.4f}, chosen by `{meta['threshold_rule']}` on out-of-fold training predictions.
+
+## Selection
+Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the training split:
+{meta['cv_mean']:.4f} ± {meta['cv_std']:.4f}.
+
+## Slices (ROC-AUC by segment)
+{slices.to_markdown(index=False) if len(slices) else 'no slice with enough rows'}
+
+## Limitations
+Historical data from one telecom provider; drift in prices or products degrades it (see
+monitoring). Probabilities are uncalibrated unless stated; segments with few rows have wide
+intervals.
+"""
+config.atomic_write_text(config.resolve("reports/model_card.md", root), card)
+display(Markdown(card))
+
+# %% [markdown]
+# ## Registry and promotion
+
+# %%
+import mlflow
+
+name = track.registered_name(meta["contract_fingerprint"])
+with track.stage_run("evaluate", params, root) as run:
+    mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    for name_png in figures:
+        mlflow.log_artifact(str(plots_dir / f"{name_png}.png"), "plots")
+    mlflow.log_text(report, "classification_report.txt")
+    mlflow.log_text(importance.to_csv(index=False), "feature_importance.csv")
+    mlflow.log_text(card, "model_card.md")
+    lineage = {"data_md5": str(meta["data_md5"]), "git_commit": run.data.tags["git_commit"],
+               "train_run_id": meta["mlflow_run_id"], "evaluate_run_id": run.info.run_id,
+               "family": meta["family"], "test_roc_auc": str(metrics["roc_auc"])}
+    try:
+        version = track.register_candidate(meta["mlflow_model_uri"], name, lineage)
+    except mlflow.exceptions.MlflowException:  # the train run lives in another store: log it here
+        uri = track.log_candidate(pipeline, X.head(5), models.TRUSTED_TYPES, meta)
+        version = track.register_candidate(uri, name, lineage)
+    champion = track.alias_version(name)
+    test_result = None
+    if champion is not None and champion != version:
+        champion_model, _ = models.load_model(mlflow.artifacts.download_artifacts(f"models:/{name}/{champion}"))
+        champion_proba = champion_model.predict_proba(X)[:, 1]
+        test_result = evaluate.paired_bootstrap_test(y, proba, champion_proba, params["margin"], n_boot, seed)
+    promoted, reason = evaluate.promotion_decision(test_result, params["alpha"])
+    track.set_alias(name, version, "champion" if promoted else "challenger")
+    promotion = {"registered_model": name, "registered_version": version,
+                 "champion_version": version if promoted else champion, "previous_champion": champion,
+                 "promoted": promoted, "reason": reason, "test": test_result}
+    mlflow.log_dict(promotion, "promotion.json")
+display(Markdown(f"**{name} v{version}**: {reason}"))
+
+# %%
+scores_out = config.resolve("artifacts/evaluate/test_scores.parquet", root)
+scores_out.parent.mkdir(parents=True, exist_ok=True)
+scored.assign(y=y).reset_index(drop=True).to_parquet(scores_out.with_suffix(".tmp"), index=False)
+scores_out.with_suffix(".tmp").replace(scores_out)
+config.atomic_write_text(config.resolve("reports/promotion.json", root), json.dumps(promotion, indent=2) + "\n")
+config.atomic_write_text(config.resolve("reports/metrics.json", root),
+                         json.dumps(metrics, indent=2, sort_keys=True) + "\n")

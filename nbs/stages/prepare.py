@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: churnlab
+#     language: python
+#     name: churnlab
+# ---
+
+# %% [markdown]
+# # Prepare: contract, validation, splits
+#
+# Reads the raw data named in `params.yaml` (`data` section), infers and checks the data
+# contract, and writes three disjoint seeded splits. Nothing is written unless every rule holds.
+
+# %% tags=["parameters"]
+data_section = "data"
+strategy = "stratified"
+test_size = 0.2
+holdout_size = 0.1
+seed = 42
+
+# %%
+import json
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from churnlab import config, data, track
+
+root = config.repo_root()
+data_params = config.params_section(data_section, root=root)
+params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test_size,
+                                               holdout_size=holdout_size, seed=seed)}
+
+# %% [markdown]
+# ## Raw data
+
+# %%
+paths = data.expand_paths(data_params["path"], root)
+raw = data.read_tables(paths)
+display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {[str(p.relative_to(root)) for p in paths]}"))
+display(raw.head())
+
+# %% [markdown]
+# ## The contract
+
+# %%
+contract = data.infer_contract(
+    raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
+    data_params.get("date_columns"), data_params.get("drop_columns"))
+problems = data.check_training_frame(raw, contract)
+if problems:
+    raise data.DataContractError(problems)
+display(pd.DataFrame(contract["columns"]).T)
+
+# %% [markdown]
+# ## Profile
+
+# %%
+clean = data.clean_frame(raw, contract)
+missing_target = clean[contract["target"]].isna()
+clean = clean[~missing_target]
+y = data.encode_target(clean[contract["target"]], contract["positive_label"])
+display(Markdown(f"Rows without a target (dropped): **{int(missing_target.sum())}**. "
+                 f"Positive rate ({contract['positive_label']!r}): **{y.mean():.3f}**"))
+profile = pd.DataFrame({"role": {c: s["role"] for c, s in contract["columns"].items()},
+                        "missing": clean[list(contract["columns"])].isna().sum(),
+                        "distinct": clean[list(contract["columns"])].nunique()})
+display(profile)
+numeric = data.columns_by_role(contract, "numeric")
+if numeric:
+    display(clean[numeric].describe().T)
+for column in data.columns_by_role(contract, "categorical", "boolean"):
+    display(clean[column].value_counts(dropna=False).rename(column).to_frame().T)
+
+# %% [markdown]
+# ## Splits
+
+# %%
+dates = data_params.get("date_columns") or []
+ids = data_params.get("id_columns") or []
+train, test, holdout = data.split_frame(
+    clean, y, strategy, test_size, holdout_size, seed,
+    order_column=dates[0] if dates else None, group_column=ids[0] if ids else None)
+contract = data.learn_domain(contract, train)
+contract["split"] = {"strategy": strategy, "order_column": dates[0] if dates else None,
+                     "group_column": ids[0] if ids else None, "seed": seed}
+contract["id_columns"] = [c for c, s in contract["columns"].items() if s["role"] == "id"]
+summary = pd.DataFrame({name: {"rows": len(part), "positive_rate": round(float(
+    data.encode_target(part[contract["target"]], contract["positive_label"]).mean()), 4)}
+    for name, part in [("train", train), ("test", test), ("holdout", holdout)]}).T
+display(summary)
+
+# %%
+out = config.resolve("artifacts/prepared", root)
+for name, part in [("train", train), ("test", test), ("holdout", holdout)]:
+    tmp = out / f".{name}.parquet.tmp"
+    out.mkdir(parents=True, exist_ok=True)
+    part.reset_index(drop=True).to_parquet(tmp, index=False)
+    tmp.replace(out / f"{name}.parquet")
+config.atomic_write_text(out / "schema.json", json.dumps(contract, indent=2, sort_keys=True) + "\n")
+
+# %%
+with track.stage_run("prepare", params, root) as run:
+    import mlflow
+
+    mlflow.log_metrics({f"{n}_rows": float(r["rows"]) for n, r in summary.iterrows()})
+    mlflow.log_metric("train_positive_rate", float(summary.loc["train", "positive_rate"]))
+    mlflow.log_artifact(str(out / "schema.json"))
+    mlflow.set_tag("contract_fingerprint", data.contract_fingerprint(contract))

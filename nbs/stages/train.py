@@ -1,0 +1,97 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: churnlab
+#     language: python
+#     name: churnlab
+# ---
+
+# %% [markdown]
+# # Train: cross-validated selection and the candidate
+#
+# Every family in `train.candidates` is ONE pipeline (features + model), cross-validated on the
+# training split with folds that follow the split strategy; fitted transformations never see a
+# validation row. The chosen family is refitted once on all training rows: the **candidate**.
+# Its decision threshold is chosen on out-of-fold predictions.
+
+# %% tags=["parameters"]
+section = "train"
+
+# %%
+import json
+import time
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from churnlab import config, data, models, track
+
+root = config.repo_root()
+params = config.params_section(section, root=root)
+contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
+spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
+train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))
+y = data.encode_target(train[contract["target"]], contract["positive_label"])
+X = train.drop(columns=[contract["target"]])
+split = contract["split"]
+splitter = data.cv_splitter(split["strategy"], params["cv_folds"], params["seed"])
+groups = X[split["group_column"]] if split["strategy"] == "group" else None
+
+# %% [markdown]
+# ## Cross-validation
+
+# %%
+families = params["candidates"] if params["model"] == "auto" else [params["model"]]
+cv_results, timings = {}, {}
+for family in families:
+    start = time.perf_counter()
+    pipeline = models.make_pipeline(spec, family, params.get(family), params["seed"])
+    cv_results[family] = models.cross_validate(pipeline, X, y, splitter, groups, params["cv_metric"])
+    timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
+table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"])}
+                      for f, r in cv_results.items()}).T
+display(table.style.format({"mean": "{:.4f}", "std": "{:.4f}"}))
+chosen = models.select_family(cv_results, greater_is_better=params["cv_metric"] != "neg_log_loss")
+display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
+                 f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f})"))
+
+# %% [markdown]
+# ## Threshold (out-of-fold) and the final fit
+
+# %%
+oof = cv_results[chosen]["oof"]
+threshold = models.choose_threshold(y, oof, params["threshold_rule"], params["cost_false_positive"],
+                                    params["cost_false_negative"])
+start = time.perf_counter()
+candidate = models.make_pipeline(spec, chosen, params.get(chosen), params["seed"]).fit(X, y)
+timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
+display(Markdown(f"Threshold by `{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
+
+# %%
+meta = {
+    "family": chosen, "threshold": threshold, "threshold_rule": params["threshold_rule"],
+    "cv_metric": params["cv_metric"], "cv_mean": round(cv_results[chosen]["mean"], 9),
+    "cv_std": round(cv_results[chosen]["std"], 9), "contract": contract,
+    "contract_fingerprint": data.contract_fingerprint(contract), "id_columns": contract["id_columns"],
+    "data_md5": track.data_md5(root), "target": contract["target"],
+}
+cv_report = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9),
+                 "folds": [round(s, 9) for s in r["scores"]]} for f, r in cv_results.items()}
+with track.stage_run("train", params, root) as run:
+    import mlflow
+
+    mlflow.log_metrics({f"cv_{params['cv_metric']}_{f}": r["mean"] for f, r in cv_results.items()})
+    mlflow.log_metrics({"threshold": threshold, **timings})
+    mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"]})
+    meta["mlflow_run_id"] = run.info.run_id
+    meta["mlflow_model_uri"] = track.log_candidate(candidate, X.head(5), models.TRUSTED_TYPES, meta)
+models.save_model(candidate, meta, config.resolve("artifacts/model", root))
+config.atomic_write_text(config.resolve("reports/cv.json", root), json.dumps(
+    {"chosen": chosen, "metric": params["cv_metric"], "families": cv_report}, indent=2, sort_keys=True) + "\n")
+config.atomic_write_text(config.resolve("artifacts/train/timings.json", root), json.dumps(timings, indent=2) + "\n")
