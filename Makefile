@@ -56,7 +56,7 @@ lint: setup
 	$(BIN)/ruff format --check tests bench tools
 
 test: setup test-deps $(DATA) check lint
-	$(BIN)/nbdev-test --n_workers 2
+	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup $(DATA)

@@ -28,7 +28,7 @@ seed = 42
 import json
 
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 from churnlab import config, data, track
 
@@ -47,34 +47,36 @@ display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {[str
 display(raw.head())
 
 # %% [markdown]
-# ## The contract
+# ## The contract and the splits
+#
+# Roles and dtypes are inferred (declared roles from `params.yaml` first); every training rule is
+# checked before anything is written; ranges and categories are learned on the training split.
 
 # %%
 contract = data.infer_contract(
     raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
     data_params.get("date_columns"), data_params.get("drop_columns"))
-problems = data.check_training_frame(raw, contract)
-if problems:
-    raise data.DataContractError(problems)
+contract, parts, dropped = data.prepare_splits(raw, contract, strategy, test_size, holdout_size, seed)
 display(pd.DataFrame(contract["columns"]).T)
 
 # %% [markdown]
 # ## Profile
 
 # %%
-clean = data.clean_frame(raw, contract)
-missing_target = clean[contract["target"]].isna()
-clean = clean[~missing_target]
+clean = pd.concat(parts.values())
 y = data.encode_target(clean[contract["target"]], contract["positive_label"])
-display(Markdown(f"Rows without a target (dropped): **{int(missing_target.sum())}**. "
+display(Markdown(f"Rows without a target (dropped): **{dropped}**. "
                  f"Positive rate ({contract['positive_label']!r}): **{y.mean():.3f}**"))
-profile = pd.DataFrame({"role": {c: s["role"] for c, s in contract["columns"].items()},
-                        "missing": clean[list(contract["columns"])].isna().sum(),
-                        "distinct": clean[list(contract["columns"])].nunique()})
-display(profile)
+features = list(contract["columns"])
+display(pd.DataFrame({"role": {c: s["role"] for c, s in contract["columns"].items()},
+                      "missing": clean[features].isna().sum(), "distinct": clean[features].nunique()}))
 numeric = data.columns_by_role(contract, "numeric")
 if numeric:
     display(clean[numeric].describe().T)
+    axes = clean[numeric].hist(bins=30, figsize=(10, 2.5 * ((len(numeric) + 2) // 3)), layout=(-1, 3))
+    profile_png = config.resolve("reports/.tmp/prepare_numeric.png", root)
+    axes.flat[0].figure.savefig(profile_png)
+    display(Image(filename=str(profile_png)))
 for column in data.columns_by_role(contract, "categorical", "boolean"):
     display(clean[column].value_counts(dropna=False).rename(column).to_frame().T)
 
@@ -82,23 +84,14 @@ for column in data.columns_by_role(contract, "categorical", "boolean"):
 # ## Splits
 
 # %%
-dates = data_params.get("date_columns") or []
-ids = data_params.get("id_columns") or []
-train, test, holdout = data.split_frame(
-    clean, y, strategy, test_size, holdout_size, seed,
-    order_column=dates[0] if dates else None, group_column=ids[0] if ids else None)
-contract = data.learn_domain(contract, train)
-contract["split"] = {"strategy": strategy, "order_column": dates[0] if dates else None,
-                     "group_column": ids[0] if ids else None, "seed": seed}
-contract["id_columns"] = [c for c, s in contract["columns"].items() if s["role"] == "id"]
 summary = pd.DataFrame({name: {"rows": len(part), "positive_rate": round(float(
     data.encode_target(part[contract["target"]], contract["positive_label"]).mean()), 4)}
-    for name, part in [("train", train), ("test", test), ("holdout", holdout)]}).T
+    for name, part in parts.items()}).T
 display(summary)
 
 # %%
 out = config.resolve("artifacts/prepared", root)
-for name, part in [("train", train), ("test", test), ("holdout", holdout)]:
+for name, part in parts.items():
     tmp = out / f".{name}.parquet.tmp"
     out.mkdir(parents=True, exist_ok=True)
     part.reset_index(drop=True).to_parquet(tmp, index=False)

@@ -24,9 +24,7 @@ section = "train"
 
 # %%
 import json
-import time
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -44,34 +42,17 @@ splitter = data.cv_splitter(split["strategy"], params["cv_folds"], params["seed"
 groups = X[split["group_column"]] if split["strategy"] == "group" else None
 
 # %% [markdown]
-# ## Cross-validation
+# ## Cross-validation, selection, threshold, final fit
 
 # %%
-families = params["candidates"] if params["model"] == "auto" else [params["model"]]
-cv_results, timings = {}, {}
-for family in families:
-    start = time.perf_counter()
-    pipeline = models.make_pipeline(spec, family, params.get(family), params["seed"])
-    cv_results[family] = models.cross_validate(pipeline, X, y, splitter, groups, params["cv_metric"])
-    timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
+fit = models.select_and_fit(X, y, spec, params, splitter, groups)
+cv_results, chosen, threshold, candidate, timings = (fit[k] for k in ("cv", "family", "threshold", "candidate", "timings"))
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"])}
                       for f, r in cv_results.items()}).T
 display(table.style.format({"mean": "{:.4f}", "std": "{:.4f}"}))
-chosen = models.select_family(cv_results, greater_is_better=params["cv_metric"] != "neg_log_loss")
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
-                 f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f})"))
-
-# %% [markdown]
-# ## Threshold (out-of-fold) and the final fit
-
-# %%
-oof = cv_results[chosen]["oof"]
-threshold = models.choose_threshold(y, oof, params["threshold_rule"], params["cost_false_positive"],
-                                    params["cost_false_negative"])
-start = time.perf_counter()
-candidate = models.make_pipeline(spec, chosen, params.get(chosen), params["seed"]).fit(X, y)
-timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
-display(Markdown(f"Threshold by `{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
+                 f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f}); threshold by "
+                 f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
 
 # %%
 meta = {
