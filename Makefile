@@ -60,6 +60,7 @@ test: setup test-deps $(DATA) check lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup $(DATA)
+	$(PY) bench/pipeline_overhead.py $(if $(QUICK),--repeats 1,)
 	$(PY) bench/seed_style.py $(if $(QUICK),--quick,)
 
 lab: setup
