@@ -40,8 +40,19 @@ def main() -> None:
         nb.metadata["kernelspec"] = {"name": "churnlab", "display_name": "churnlab", "language": "python"}
         nbformat.write(nb, probe)
         python = timed([sys.executable, "-c", "x = 1"], args.repeats)
-        papermill = timed([str(BIN / "papermill"), str(probe), str(Path(tmp) / "out.ipynb"), "--kernel", "churnlab",
-                           "--no-progress-bar", "--log-level", "WARNING"], args.repeats)
+        papermill = timed(
+            [
+                str(BIN / "papermill"),
+                str(probe),
+                str(Path(tmp) / "out.ipynb"),
+                "--kernel",
+                "churnlab",
+                "--no-progress-bar",
+                "--log-level",
+                "WARNING",
+            ],
+            args.repeats,
+        )
         rows.append(("papermill, one trivial cell (kernel start + I/O)", papermill))
         rows.append(("plain python, same code", python))
         rows.append(("papermill overhead per stage", papermill - python))

@@ -47,7 +47,7 @@ def seed_style_on_split(raw: pd.DataFrame, train_ids, test_ids) -> tuple[np.ndar
     "The tutorial's recipe on a given split (its whole-frame fill kept, as the tutorial does)."
     X, y = seed_style_matrix(raw, "churn", ["rownames"])
     ids = raw["rownames"].to_numpy()
-    tr, te = np.isin(ids, train_ids), np.isin(ids, test_ids)
+    tr = np.isin(ids, train_ids)
     order = pd.Series(np.arange(len(ids)), index=ids)
     te_pos = order.loc[test_ids].to_numpy()  # the test rows in the project's order
     proba = seed_style_fit_score(X[tr], y[tr], X.iloc[te_pos])
@@ -57,11 +57,13 @@ def seed_style_on_split(raw: pd.DataFrame, train_ids, test_ids) -> tuple[np.ndar
 def candidate_on_split(raw: pd.DataFrame, params: dict, seed: int) -> tuple[str, np.ndarray, np.ndarray, list]:
     "The Churnlab pipeline (prepare -> featurize -> train) on the split made with `seed`."
     d = params["data"]
-    contract = data.infer_contract(raw, d["target"], d["positive_label"], d.get("id_columns"),
-                                   d.get("date_columns"), d.get("drop_columns"))
+    contract = data.infer_contract(
+        raw, d["target"], d["positive_label"], d.get("id_columns"), d.get("date_columns"), d.get("drop_columns")
+    )
     prep = params["prepare"]
-    contract, parts, _ = data.prepare_splits(raw, contract, prep["strategy"], prep["test_size"],
-                                             prep["holdout_size"], seed)
+    contract, parts, _ = data.prepare_splits(
+        raw, contract, prep["strategy"], prep["test_size"], prep["holdout_size"], seed
+    )
     spec, _ = features.feature_spec(contract, params["featurize"])
     train, test = parts["train"], parts["test"]
     y_train = data.encode_target(train[d["target"]], d["positive_label"])
@@ -74,8 +76,12 @@ def candidate_on_split(raw: pd.DataFrame, params: dict, seed: int) -> tuple[str,
 
 def row(name: str, y: np.ndarray, proba: np.ndarray, n_boot: int) -> dict:
     lo, hi = evaluate.bootstrap_interval(y, proba, n_boot=n_boot, seed=42)
-    return {"pipeline": name, "test_roc_auc": round(roc_auc_score(y, proba), 4), "ci95": f"[{lo:.4f}, {hi:.4f}]",
-            "test_rows": len(y)}
+    return {
+        "pipeline": name,
+        "test_roc_auc": round(roc_auc_score(y, proba), 4),
+        "ci95": f"[{lo:.4f}, {hi:.4f}]",
+        "test_rows": len(y),
+    }
 
 
 def main() -> None:
@@ -107,16 +113,24 @@ def main() -> None:
     for seed in seeds:
         family, y_test, proba, (train_ids, test_ids) = candidate_on_split(raw, params, seed)
         y_seed, proba_seed = seed_style_on_split(raw, train_ids, test_ids)
-        per_seed.append({"seed": seed, "candidate_family": family, "candidate": roc_auc_score(y_test, proba),
-                         "seed_style": roc_auc_score(y_seed, proba_seed)})
+        per_seed.append(
+            {
+                "seed": seed,
+                "candidate_family": family,
+                "candidate": roc_auc_score(y_test, proba),
+                "seed_style": roc_auc_score(y_seed, proba_seed),
+            }
+        )
     table = pd.DataFrame(per_seed)
     table["difference"] = table["candidate"] - table["seed_style"]
     print()
     print(table.round(4).to_string(index=False))
-    summary = {"candidate_mean": round(float(table["candidate"].mean()), 4),
-               "seed_style_mean": round(float(table["seed_style"].mean()), 4),
-               "mean_difference": round(float(table["difference"].mean()), 4),
-               "difference_sd": round(float(table["difference"].std(ddof=1)), 4) if len(table) > 1 else None}
+    summary = {
+        "candidate_mean": round(float(table["candidate"].mean()), 4),
+        "seed_style_mean": round(float(table["seed_style"].mean()), 4),
+        "mean_difference": round(float(table["difference"].mean()), 4),
+        "difference_sd": round(float(table["difference"].std(ddof=1)), 4) if len(table) > 1 else None,
+    }
     print(f"\nmean over {len(seeds)} split seeds: {summary}")
     print(f"bench time: {time.perf_counter() - started:.1f} s")
     out = Path(args.output)

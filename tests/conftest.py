@@ -22,8 +22,11 @@ BIN = Path(sys.executable).parent
 
 # Smaller than the shipped params: fewer folds and resamples, same families and data.
 TEST_PROFILE = {
-    "train": {"cv_folds": 3, "candidates": ["dummy", "logreg", "random_forest"],
-              "random_forest": {"n_estimators": 50, "max_depth": 10, "min_samples_split": 5}},
+    "train": {
+        "cv_folds": 3,
+        "candidates": ["dummy", "logreg", "random_forest"],
+        "random_forest": {"n_estimators": 50, "max_depth": 10, "min_samples_split": 5},
+    },
     "evaluate": {"bootstrap_samples": 200},
 }
 
@@ -31,15 +34,21 @@ TEST_PROFILE = {
 def project_env(root: Path) -> dict[str, str]:
     "Environment for commands run in a copy: its own MLflow store, no user overrides."
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURNLAB_", "MLFLOW_", "DVC_"))}
-    env.update(PATH=f"{BIN}:{env.get('PATH', '')}", MLFLOW_TRACKING_URI=f"sqlite:///{root}/mlflow.db",
-               MLFLOW_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", MPLBACKEND="Agg")
+    env.update(
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+        MLFLOW_TRACKING_URI=f"sqlite:///{root}/mlflow.db",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DVC_NO_ANALYTICS="1",
+        MPLBACKEND="Agg",
+    )
     return env
 
 
 def run(cmd: list[str] | str, root: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
     "Run a command in a project copy, capturing output; fail with the output when `check`."
-    result = subprocess.run(cmd, cwd=root, env=project_env(root), capture_output=True, text=True,
-                            shell=isinstance(cmd, str), **kw)
+    result = subprocess.run(
+        cmd, cwd=root, env=project_env(root), capture_output=True, text=True, shell=isinstance(cmd, str), **kw
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -57,8 +66,13 @@ def deep_update(base: dict, extra: dict) -> dict:
 
 def make_copy(dest: Path, profile: dict | None = TEST_PROFILE) -> Path:
     "A fresh git repository holding the project's working tree (and raw data), test params applied."
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         src = ROOT / name
         if src.is_file():
@@ -74,7 +88,8 @@ def make_copy(dest: Path, profile: dict | None = TEST_PROFILE) -> Path:
         params = yaml.safe_load((dest / "params.yaml").read_text())
         (dest / "params.yaml").write_text(yaml.safe_dump(deep_update(params, profile), sort_keys=False))
     (dest / ".dvc" / "config.local").write_text(
-        f"['remote \"local\"']\n    url = {dest.parent / (dest.name + '-remote')}\n")
+        f"['remote \"local\"']\n    url = {dest.parent / (dest.name + '-remote')}\n"
+    )
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, capture_output=True)
     commit_all(dest, "copy")
     return dest
@@ -87,8 +102,9 @@ def repro(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _fingerprint_user_state() -> dict[str, str]:
     "What the suite must never change in the user's checkout."
-    state = {"git_status": subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
-                                          text=True).stdout}
+    state = {
+        "git_status": subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    }
     for name in ("mlflow.db", "dvc.lock", "params.yaml", ".dvc/config"):
         path = ROOT / name
         state[name] = hashlib.md5(path.read_bytes()).hexdigest() if path.exists() else "absent"
@@ -128,5 +144,8 @@ def pipeline(tmp_path_factory) -> Path:
 
 
 def commit_all(root: Path, message: str) -> None:
-    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message]):
+    for cmd in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message],
+    ):
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)

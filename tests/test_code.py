@@ -10,6 +10,7 @@ import pytest
 import yaml
 from conftest import BIN, ROOT, make_copy, run
 
+
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
     "A copy of the project's files (no pipeline run) for checks that edit notebooks."

@@ -49,14 +49,19 @@ def test_prepared_rows_keep_the_raw_feature_columns_and_the_target(pipeline, tel
     assert train["total_charges"].dtype == "float64"
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda f: f.assign(churn=np.where(f.index % 3 == 0, "Maybe", f["churn"])), "column 'churn': two classes"),
-    (lambda f: f.drop(columns="churn"), "column 'churn': target present"),
-    (lambda f: f.assign(tenure=f["tenure"].astype(float).where(f.index != 5, np.inf)), "column 'tenure': finite"),
-    (lambda f: f.assign(rownames=f["rownames"].where(f.index != 9, 1)), "column 'rownames': unique ids"),
-    (lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(str).where(f.index != 4, "twelve")),
-     "column 'monthly_charges': numeric"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda f: f.assign(churn=np.where(f.index % 3 == 0, "Maybe", f["churn"])), "column 'churn': two classes"),
+        (lambda f: f.drop(columns="churn"), "column 'churn': target present"),
+        (lambda f: f.assign(tenure=f["tenure"].astype(float).where(f.index != 5, np.inf)), "column 'tenure': finite"),
+        (lambda f: f.assign(rownames=f["rownames"].where(f.index != 9, 1)), "column 'rownames': unique ids"),
+        (
+            lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(str).where(f.index != 4, "twelve")),
+            "column 'monthly_charges': numeric",
+        ),
+    ],
+)
 def test_prepare_refuses_bad_data_with_a_specific_message(tmp_path_factory, telco, mutate, expected):
     root = make_copy(tmp_path_factory.mktemp("bad") / "project")
     mutate(telco).to_csv(root / "data" / "bad.csv", index=False)

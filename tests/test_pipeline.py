@@ -25,8 +25,11 @@ def pipeline_graph(root: Path) -> tuple[dict, dict[str, set[str]]]:
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
 
     def outs(spec):
-        return {next(iter(o)) if isinstance(o, dict) else o
-                for key in ("outs", "metrics", "plots") for o in spec.get(key, [])}
+        return {
+            next(iter(o)) if isinstance(o, dict) else o
+            for key in ("outs", "metrics", "plots")
+            for o in spec.get(key, [])
+        }
 
     def consumers(stage):
         produced = outs(stages[stage])
@@ -126,8 +129,11 @@ def test_each_params_key_makes_exactly_its_declared_consumers_stale(pipeline):
     try:
         for key, value in _leaves(params):
             dotted = ".".join(key)
-            consumers = {s for s, spec in stages.items()
-                         if any(dotted == p or dotted.startswith(f"{p}.") for p in spec.get("params", []))}
+            consumers = {
+                s
+                for s, spec in stages.items()
+                if any(dotted == p or dotted.startswith(f"{p}.") for p in spec.get("params", []))
+            }
             assert consumers, f"params key {dotted} is read by no stage"
             reachable = set().union(*(downstream[s] for s in consumers))
             changed = yaml.safe_load(original)

@@ -13,8 +13,9 @@ import jupytext
 
 
 def snapshot() -> dict[str, str]:
-    files = [p for p in [*Path("nbs").rglob("*.ipynb"), *Path("src").rglob("*.py")]
-             if ".ipynb_checkpoints" not in p.parts]
+    files = [
+        p for p in [*Path("nbs").rglob("*.ipynb"), *Path("src").rglob("*.py")] if ".ipynb_checkpoints" not in p.parts
+    ]
     return {str(p): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
@@ -33,8 +34,10 @@ def main() -> int:
     problems = [f"{p}: changed by nbdev-clean/nbdev-export (not clean, or src/ out of sync)" for p in changed]
     for ipynb in sorted(Path("nbs/stages").glob("*.ipynb")):
         if cells(ipynb) != cells(ipynb.with_suffix(".py")):
-            problems.append(f"{ipynb}: differs from its paired {ipynb.with_suffix('.py').name} "
-                            "(run `make export`, which runs `jupytext --sync`)")
+            problems.append(
+                f"{ipynb}: differs from its paired {ipynb.with_suffix('.py').name} "
+                "(run `make export`, which runs `jupytext --sync`)"
+            )
     for p in problems:
         print(f"check_notebooks: {p}", file=sys.stderr)
     if not problems:

@@ -24,9 +24,7 @@ section = "evaluate"
 
 # %%
 import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
@@ -112,7 +110,9 @@ decisions about individuals without human review; not validated outside the trai
 | PR-AUC | {metrics['pr_auc']:.4f} [{metrics['pr_auc_ci95'][0]:.4f}, {metrics['pr_auc_ci95'][1]:.4f}] |
 | log loss | {metrics['log_loss']:.4f} |
 | Brier | {metrics['brier']:.4f} |
-| accuracy / precision / recall / F1 at threshold | {metrics['accuracy']:.4f} / {metrics['precision']:.4f} / {metrics['recall']:.4f} / {metrics['f1']:.4f} |
+| accuracy at threshold | {metrics['accuracy']:.4f} |
+| precision / recall at threshold | {metrics['precision']:.4f} / {metrics['recall']:.4f} |
+| F1 at threshold | {metrics['f1']:.4f} |
 | top-decile lift | {lift.loc[0, 'lift']:.2f} |
 
 ## Threshold

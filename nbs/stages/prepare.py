@@ -43,7 +43,8 @@ params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test
 # %%
 paths = data.expand_paths(data_params["path"], root)
 raw = data.read_tables(paths)
-display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {[str(p.relative_to(root)) for p in paths]}"))
+sources = [str(p.relative_to(root)) for p in paths]
+display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {sources}"))
 display(raw.head())
 
 # %% [markdown]

@@ -46,7 +46,8 @@ groups = X[split["group_column"]] if split["strategy"] == "group" else None
 
 # %%
 fit = models.select_and_fit(X, y, spec, params, splitter, groups)
-cv_results, chosen, threshold, candidate, timings = (fit[k] for k in ("cv", "family", "threshold", "candidate", "timings"))
+cv_results, chosen, threshold = fit["cv"], fit["family"], fit["threshold"]
+candidate, timings = fit["candidate"], fit["timings"]
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"])}
                       for f, r in cv_results.items()}).T
 display(table.style.format({"mean": "{:.4f}", "std": "{:.4f}"}))
