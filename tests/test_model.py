@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnlab import models
+from sklearn.metrics import f1_score
+
+from churnlab import evaluate, models
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +59,48 @@ def test_unseen_category_is_scored_finitely(candidate, test_rows):
 def test_threshold_is_the_saved_one(candidate):
     _, meta = candidate
     assert 0 < meta["threshold"] < 1 and meta["threshold_rule"] in ("max_f1", "min_cost")
+
+
+@pytest.fixture(scope="module")
+def test_scores(pipeline) -> pd.DataFrame:
+    return pd.read_parquet(pipeline / "artifacts/evaluate/test_scores.parquet")
+
+
+def test_gate_does_not_promote_a_worse_challenger_and_promotes_a_better_one(test_scores):
+    y, candidate = test_scores["y"].to_numpy(), test_scores["probability"].to_numpy()
+    constant = np.full(len(y), y.mean())
+    worse = evaluate.paired_bootstrap_test(y, constant, candidate, margin=0.005, n_boot=300)
+    assert evaluate.promotion_decision(worse)[0] is False
+    better = evaluate.paired_bootstrap_test(y, candidate, constant, margin=0.005, n_boot=300)
+    assert evaluate.promotion_decision(better)[0] is True
+    same = evaluate.paired_bootstrap_test(y, candidate, candidate.copy(), margin=0.005, n_boot=300)
+    assert evaluate.promotion_decision(same)[0] is False
+
+
+@pytest.mark.parametrize("rule", ["max_f1", "min_cost"])
+def test_threshold_rule_picks_what_it_says(test_scores, rule):
+    y, p = test_scores["y"].to_numpy(), test_scores["probability"].to_numpy()
+    chosen = models.choose_threshold(y, p, rule, cost_fp=1.0, cost_fn=5.0)
+    grid = np.unique(np.round(p, 6))
+    if rule == "max_f1":
+        best = max(f1_score(y, p >= t) for t in grid)
+        assert f1_score(y, p >= chosen) == pytest.approx(best)
+    else:
+        cost = [np.sum((p >= t) & (y == 0)) + 5.0 * np.sum((p < t) & (y == 1)) for t in grid]
+        chosen_cost = np.sum((p >= chosen) & (y == 0)) + 5.0 * np.sum((p < chosen) & (y == 1))
+        assert chosen_cost == min(cost)
+
+
+def test_linear_reason_codes_are_coefficient_times_deviation_from_training_mean(candidate, test_rows):
+    pipeline, meta = candidate
+    base = models.base_pipeline(pipeline)
+    if not hasattr(base[-1], "coef_"):
+        pytest.skip(f"candidate family {meta['family']} is not linear")
+    rows = test_rows.head(50)
+    Z = base[:-1].transform(rows)
+    expected = base[-1].coef_[0] * (Z - np.asarray(meta["feature_means"]["means"]))
+    got = models.contributions(pipeline, rows, meta["feature_means"]).to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    codes = models.reason_codes(pipeline, rows, meta["feature_means"], k=3)
+    top = np.abs(expected).max(axis=1)
+    np.testing.assert_allclose(np.abs(codes["contribution_1"]), top, atol=1e-6)

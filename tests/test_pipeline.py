@@ -212,6 +212,40 @@ def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(pipeline
     assert (other / "reports/metrics.json").read_bytes() == before
 
 
+def test_promote_and_rollback_move_the_champion_alias(pipeline):
+    from mlflow import MlflowClient
+
+    promotion = json.loads((pipeline / "reports/promotion.json").read_text())
+    name, champion = promotion["registered_model"], promotion["champion_version"]
+    other = promotion["registered_version"]
+    assert other != champion, "the rerun test registers a second version first"
+    client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
+    run([str(BIN / "churnlab"), "promote", other], pipeline)
+    assert client.get_model_version_by_alias(name, "champion").version == other
+    run([str(BIN / "churnlab"), "rollback", champion], pipeline)
+    assert client.get_model_version_by_alias(name, "champion").version == champion
+    result = run([str(BIN / "churnlab"), "promote", "999"], pipeline, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_predict_explain_adds_reason_codes(pipeline, tmp_path):
+    out = tmp_path / "explained.csv"
+    run(
+        [str(BIN / "churnlab"), "predict", "artifacts/prepared/test.parquet", "-o", str(out), "--explain", "3"],
+        pipeline,
+    )
+    frame = pd.read_csv(out)
+    assert [c for c in frame.columns if c.startswith(("reason_", "contribution_"))] == [
+        "reason_1",
+        "contribution_1",
+        "reason_2",
+        "contribution_2",
+        "reason_3",
+        "contribution_3",
+    ]
+    assert (frame["contribution_1"].abs() >= frame["contribution_2"].abs()).all()
+
+
 def test_dvc_push_and_pull_round_trip(pipeline, tmp_path):
     commit_all(pipeline, "state to share")
     dvc(pipeline, "push")
@@ -221,3 +255,18 @@ def test_dvc_push_and_pull_round_trip(pipeline, tmp_path):
     dvc(clone, "pull")
     for path in ("data/wa_churn.csv", "artifacts/prepared/train.parquet", "artifacts/model/model.skops"):
         assert (clone / path).read_bytes() == (pipeline / path).read_bytes()
+
+
+def test_dvc_experiment_sweep_compares_in_exp_show_and_logs_to_the_real_store(pipeline):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
+    experiment = client.get_experiment_by_name("churnlab")
+    before = len(client.search_runs([experiment.experiment_id]))
+    dvc(pipeline, "exp", "run", "--temp", "-n", "rf-sweep", "-S", "train.model=random_forest")
+    shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
+    text = json.dumps(shown)
+    assert "rf-sweep" in text and "random_forest" in text
+    runs = client.search_runs([experiment.experiment_id], "tags.dvc_exp_name = 'rf-sweep'")
+    assert {r.data.tags["dvc_stage"] for r in runs} == {"train", "evaluate"}
+    assert len(client.search_runs([experiment.experiment_id])) == before + 2

@@ -62,7 +62,7 @@ print(report)
 # %%
 plots_dir = config.resolve("reports/plots", root)
 plots_dir.mkdir(parents=True, exist_ok=True)
-feature_columns = list(pipeline.named_steps["coerce"].dtypes)
+feature_columns = models.input_columns(pipeline)
 importance = evaluate.permutation_importance_table(pipeline, X[feature_columns], y, seed=seed)
 figures = {
     "roc": evaluate.plot_roc(y, proba), "precision_recall": evaluate.plot_precision_recall(y, proba),
@@ -117,6 +117,7 @@ decisions about individuals without human review; not validated outside the trai
 
 ## Threshold
 {meta['threshold']:.4f}, chosen by `{meta['threshold_rule']}` on out-of-fold training predictions.
+Calibration: {meta['calibration'] or 'none (it did not improve both log loss and Brier by more than 1 SE)'}.
 
 ## Selection
 Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the training split:
@@ -127,8 +128,8 @@ Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the trainin
 
 ## Limitations
 Historical data from one telecom provider; drift in prices or products degrades it (see
-monitoring). Probabilities are uncalibrated unless stated; segments with few rows have wide
-intervals.
+monitoring). Segments with few rows have wide intervals. Reason codes are log-odds contributions relative
+to the training mean (exact for linear models, an occlusion estimate otherwise).
 """
 config.atomic_write_text(config.resolve("reports/model_card.md", root), card)
 display(Markdown(card))

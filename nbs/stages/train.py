@@ -48,12 +48,21 @@ groups = X[split["group_column"]] if split["strategy"] == "group" else None
 fit = models.select_and_fit(X, y, spec, params, splitter, groups)
 cv_results, chosen, threshold = fit["cv"], fit["family"], fit["threshold"]
 candidate, timings = fit["candidate"], fit["timings"]
-table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"])}
-                      for f, r in cv_results.items()}).T
-display(table.style.format({"mean": "{:.4f}", "std": "{:.4f}"}))
+table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"]),
+                          "single_record_ms": r["latency_ms"]} for f, r in cv_results.items()}).T
+display(table.style.format({"mean": "{:.4f}", "std": "{:.4f}", "single_record_ms": "{:.1f}"}))
+display(Markdown(f"Latency budget: {params.get('latency_budget_ms')} ms per record."))
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
                  f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f}); threshold by "
                  f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
+
+# %% [markdown]
+# ## Calibration (kept only where log loss and Brier both improve by more than one SE)
+
+# %%
+if fit["calibration"]:
+    display(pd.DataFrame(fit["calibration"]).T.style.format("{:.5f}"))
+display(Markdown(f"Calibration applied: **{fit['calibration_method'] or 'none'}**"))
 
 # %%
 meta = {
@@ -61,10 +70,12 @@ meta = {
     "cv_metric": params["cv_metric"], "cv_mean": round(cv_results[chosen]["mean"], 9),
     "cv_std": round(cv_results[chosen]["std"], 9), "contract": contract,
     "contract_fingerprint": data.contract_fingerprint(contract), "id_columns": contract["id_columns"],
-    "data_md5": track.data_md5(root), "target": contract["target"],
+    "data_md5": track.data_md5(root), "target": contract["target"], "calibration": fit["calibration_method"],
+    "feature_means": models.feature_means(candidate, X),
 }
 cv_report = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9),
                  "folds": [round(s, 9) for s in r["scores"]]} for f, r in cv_results.items()}
+timings.update({f"single_record_ms_{f}": round(r["latency_ms"], 3) for f, r in cv_results.items()})
 with track.stage_run("train", params, root) as run:
     import mlflow
 
