@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from sklearn.metrics import f1_score
 
 from churnlab import evaluate, models
