@@ -221,9 +221,9 @@ def test_promote_and_rollback_move_the_champion_alias(pipeline):
     assert other != champion, "the rerun test registers a second version first"
     client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
     run([str(BIN / "churnlab"), "promote", other], pipeline)
-    assert client.get_model_version_by_alias(name, "champion").version == other
+    assert str(client.get_model_version_by_alias(name, "champion").version) == other
     run([str(BIN / "churnlab"), "rollback", champion], pipeline)
-    assert client.get_model_version_by_alias(name, "champion").version == champion
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion
     result = run([str(BIN / "churnlab"), "promote", "999"], pipeline, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
 
