@@ -20,7 +20,7 @@ help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
 	@echo "make repro   - setup, default data when absent, dvc repro"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
-	@echo "make bench   - seed-style baseline vs the project pipeline (QUICK=1 for a short run)"
+	@echo "make bench   - seed-style baseline, network vs tutorial loop, other datasets (QUICK=1: short)"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml (needs the package registries)"
 
@@ -62,6 +62,8 @@ test: setup test-deps $(DATA) check lint
 bench: setup $(DATA)
 	$(PY) bench/pipeline_overhead.py $(if $(QUICK),--repeats 1,)
 	$(PY) bench/seed_style.py $(if $(QUICK),--quick,)
+	$(PY) bench/nn.py $(if $(QUICK),--quick,)
+	$(if $(QUICK),,$(PY) bench/datasets.py)
 
 lab: setup
 	$(BIN)/jupyter lab --allow-root --no-browser --notebook-dir=.

@@ -14,7 +14,7 @@ from conftest import BIN, ROOT, make_copy, run
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
     "A copy of the project's files (no pipeline run) for checks that edit notebooks."
-    return make_copy(tmp_path_factory.mktemp("checkout") / "project", profile=None)
+    return make_copy(tmp_path_factory.mktemp("checkout") / "project")
 
 
 def _restore(root: Path) -> None:

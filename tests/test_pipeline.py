@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, commit_all, dvc, make_copy, repro, run
+from conftest import BIN, TEST_PROFILE, commit_all, dvc, make_copy, repro, run
 from sklearn.metrics import roc_auc_score
 
 
@@ -207,7 +207,7 @@ def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(pipeline
     second = json.loads((pipeline / "reports/promotion.json").read_text())
     assert second["registered_version"] != first["registered_version"]
     assert second["promoted"] is False and second["champion_version"] == first["champion_version"]
-    other = make_copy(tmp_path / "second-clone")
+    other = make_copy(tmp_path / "second-clone", TEST_PROFILE)
     repro(other)
     assert (other / "reports/metrics.json").read_bytes() == before
 
