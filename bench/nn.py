@@ -210,7 +210,7 @@ def main() -> None:
             roc_auc_score(ym_test, ours["clf"].predict_proba(Xm_test)[:, 1]),
         )
     )
-    tut = tutorial_fit(Xm, ym, device, max_epochs=2 if args.quick else 4)
+    tut = tutorial_fit(Xm, ym, device, max_epochs=2 if args.quick else 15)
     rows.append(
         row(
             f"synthetic {n_mid:,} (time to best)",
