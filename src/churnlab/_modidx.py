@@ -115,6 +115,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'churnlab.nn._device': ('nn.html#_device', 'churnlab/nn.py'),
                              'churnlab.nn._epoch_losses': ('nn.html#_epoch_losses', 'churnlab/nn.py'),
                              'churnlab.nn._logits': ('nn.html#_logits', 'churnlab/nn.py'),
+                             'churnlab.nn._placed': ('nn.html#_placed', 'churnlab/nn.py'),
                              'churnlab.nn.fit': ('nn.html#fit', 'churnlab/nn.py'),
                              'churnlab.nn.predict': ('nn.html#predict', 'churnlab/nn.py'),
                              'churnlab.nn.predict_proba': ('nn.html#predict_proba', 'churnlab/nn.py')},
