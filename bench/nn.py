@@ -170,25 +170,16 @@ def main() -> None:
     device = torch.device(args.device)
     rows = []
 
-    X, y, X_test, y_test = telco_matrices()
-    ours = ours_fit(X, y, args.device)
-    rows.append(
-        row(
-            "telco",
-            "churnlab TabularNNClassifier (bs 512)",
-            ours,
-            roc_auc_score(y_test, ours["clf"].predict_proba(X_test)[:, 1]),
-        )
-    )
-    tut = tutorial_fit(X, y, device, max_epochs=20 if args.quick else 80)
-    rows.append(
-        row(
-            "telco",
-            "tutorial loop (row Dataset, bs 32)",
-            tut,
-            roc_auc_score(y_test, tutorial_proba(tut["net"], X_test, device)),
-        )
-    )
+    def compare(dataset, X, y, X_test, y_test, tutorial_epochs: int) -> None:
+        "Fit both to their early-stopped best and score the same test rows."
+        ours = ours_fit(X, y, args.device)
+        auc = roc_auc_score(y_test, ours["clf"].predict_proba(X_test)[:, 1])
+        rows.append(row(dataset, "churnlab TabularNNClassifier (bs 512)", ours, auc))
+        tut = tutorial_fit(X, y, device, max_epochs=tutorial_epochs)
+        auc = roc_auc_score(y_test, tutorial_proba(tut["net"], X_test, device))
+        rows.append(row(dataset, "tutorial loop (row Dataset, bs 32)", tut, auc))
+
+    compare("telco", *telco_matrices(), tutorial_epochs=20 if args.quick else 80)
     print(pd.DataFrame(rows).to_string(index=False), flush=True)
 
     n_big, n_mid = (200_000, 50_000) if args.quick else (1_000_000, 200_000)
@@ -200,24 +191,13 @@ def main() -> None:
     del Xb, yb
 
     Xm, ym = synthetic(n_mid + 50_000, seed=1)
-    Xm, Xm_test, ym, ym_test = Xm[:n_mid], Xm[n_mid:], ym[:n_mid], ym[n_mid:]
-    ours = ours_fit(Xm, ym, args.device)
-    rows.append(
-        row(
-            f"synthetic {n_mid:,} (time to best)",
-            "churnlab TabularNNClassifier (bs 512)",
-            ours,
-            roc_auc_score(ym_test, ours["clf"].predict_proba(Xm_test)[:, 1]),
-        )
-    )
-    tut = tutorial_fit(Xm, ym, device, max_epochs=2 if args.quick else 15)
-    rows.append(
-        row(
-            f"synthetic {n_mid:,} (time to best)",
-            "tutorial loop (row Dataset, bs 32)",
-            tut,
-            roc_auc_score(ym_test, tutorial_proba(tut["net"], Xm_test, device)),
-        )
+    compare(
+        f"synthetic {n_mid:,} (time to best)",
+        Xm[:n_mid],
+        ym[:n_mid],
+        Xm[n_mid:],
+        ym[n_mid:],
+        tutorial_epochs=2 if args.quick else 15,
     )
 
     table = pd.DataFrame(rows)

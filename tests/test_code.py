@@ -17,8 +17,13 @@ def checkout(tmp_path_factory) -> Path:
     return make_copy(tmp_path_factory.mktemp("checkout") / "project")
 
 
-def _restore(root: Path) -> None:
-    run(["git", "checkout", "--", "nbs", "src"], root)
+def assert_check_fails_naming(root: Path, name: str) -> None:
+    "The notebook check exits 1 and names `name`; the checkout's nbs/ and src/ are restored after."
+    try:
+        result = run([sys.executable, "tools/check_notebooks.py"], root, check=False)
+        assert result.returncode == 1 and name in result.stderr
+    finally:
+        run(["git", "checkout", "--", "nbs", "src"], root)
 
 
 def test_notebook_check_passes_on_the_committed_tree(checkout):
@@ -34,11 +39,7 @@ def test_notebook_check_fails_on_an_uncleaned_notebook(checkout):
     code["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
     code["metadata"]["collapsed"] = True
     nbformat.write(nb, path)
-    try:
-        result = run([sys.executable, "tools/check_notebooks.py"], checkout, check=False)
-        assert result.returncode == 1 and "01_data.ipynb" in result.stderr
-    finally:
-        _restore(checkout)
+    assert_check_fails_naming(checkout, "01_data.ipynb")
 
 
 def test_notebook_check_fails_when_src_is_out_of_sync(checkout):
@@ -47,22 +48,13 @@ def test_notebook_check_fails_when_src_is_out_of_sync(checkout):
     cell = next(c for c in nb.cells if c.source.startswith("#| export") and "def repo_root" in c.source)
     cell.source += "\n\n_edited_in_the_notebook_only = True"
     nbformat.write(nb, path)
-    try:
-        result = run([sys.executable, "tools/check_notebooks.py"], checkout, check=False)
-        assert result.returncode == 1 and "src/churnlab/config.py" in result.stderr
-    finally:
-        _restore(checkout)
+    assert_check_fails_naming(checkout, "src/churnlab/config.py")
 
 
 def test_notebook_check_fails_when_a_stage_pair_differs(checkout):
     path = checkout / "nbs" / "stages" / "train.py"
-    original = path.read_text()
-    path.write_text(original + "\nx = 1\n")
-    try:
-        result = run([sys.executable, "tools/check_notebooks.py"], checkout, check=False)
-        assert result.returncode == 1 and "train.ipynb" in result.stderr
-    finally:
-        path.write_text(original)
+    path.write_text(path.read_text() + "\nx = 1\n")
+    assert_check_fails_naming(checkout, "train.ipynb")
 
 
 def test_ci_script_runs_make_test_strictly():

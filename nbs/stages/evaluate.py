@@ -171,10 +171,8 @@ with track.stage_run("evaluate", params, root) as run:
 display(Markdown(f"**{name} v{version}**: {reason}"))
 
 # %%
-scores_out = config.resolve("artifacts/evaluate/test_scores.parquet", root)
-scores_out.parent.mkdir(parents=True, exist_ok=True)
-scored.assign(y=y).reset_index(drop=True).to_parquet(scores_out.with_suffix(".tmp"), index=False)
-scores_out.with_suffix(".tmp").replace(scores_out)
+config.atomic_write_bytes(config.resolve("artifacts/evaluate/test_scores.parquet", root),
+                          scored.assign(y=y).reset_index(drop=True).to_parquet(index=False))
 config.atomic_write_text(config.resolve("reports/promotion.json", root), json.dumps(promotion, indent=2) + "\n")
 config.atomic_write_text(config.resolve("reports/metrics.json", root),
                          json.dumps(metrics, indent=2, sort_keys=True) + "\n")

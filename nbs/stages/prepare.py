@@ -93,10 +93,7 @@ display(summary)
 # %%
 out = config.resolve("artifacts/prepared", root)
 for name, part in parts.items():
-    tmp = out / f".{name}.parquet.tmp"
-    out.mkdir(parents=True, exist_ok=True)
-    part.reset_index(drop=True).to_parquet(tmp, index=False)
-    tmp.replace(out / f"{name}.parquet")
+    config.atomic_write_bytes(out / f"{name}.parquet", part.reset_index(drop=True).to_parquet(index=False))
 config.atomic_write_text(out / "schema.json", json.dumps(contract, indent=2, sort_keys=True) + "\n")
 
 # %%
