@@ -14,13 +14,14 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro test test-deps check lint lock bench lab clean-notebooks export
+.PHONY: help setup repro test test-deps check lint lock bench docs lab clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
 	@echo "make repro   - setup, default data when absent, dvc repro"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, other datasets (QUICK=1: short)"
+	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml (needs the package registries)"
 
@@ -34,7 +35,16 @@ $(STAMP): requirements.lock pyproject.toml
 mlflow.db: $(STAMP)
 	$(BIN)/churnlab init
 
-setup: $(STAMP) mlflow.db
+# Notebook-aware git: nbdime diffs and merges notebooks (see .gitattributes); the pre-commit hook
+# cleans notebooks and lints. Only in a git checkout.
+GIT_HOOK := $(if $(wildcard .git),.git/hooks/pre-commit)
+.git/hooks/pre-commit: .pre-commit-config.yaml | $(STAMP)
+	git config diff.jupyternotebook.command "$(CURDIR)/$(BIN)/git-nbdiffdriver diff"
+	git config merge.jupyternotebook.driver "$(CURDIR)/$(BIN)/git-nbmergedriver merge %O %A %B %L %P"
+	git config merge.jupyternotebook.name "notebook merge driver (nbdime)"
+	$(BIN)/pre-commit install >/dev/null
+
+setup: $(STAMP) mlflow.db $(GIT_HOOK)
 
 # The default data is materialised only when absent (never rewritten), byte-identical everywhere.
 $(DATA): | $(STAMP)
@@ -44,9 +54,15 @@ repro: setup $(DATA)
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
-# Debian packages some tests need (Chromium, PostgreSQL) arrive with later issues; none yet.
+# Debian packages the tests need: Chromium (and a font) for the docs browser test. Installed when
+# running as root with apt; otherwise the tests that need them skip, naming this command.
+TEST_DEBS := chromium fonts-dejavu-core
 test-deps:
-	@true
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "test-deps: missing $$missing; install with: sudo apt-get install $$missing (or those tests skip)"; fi
 
 check: setup
 	$(PY) tools/check_notebooks.py
@@ -65,6 +81,10 @@ bench: setup $(DATA)
 	$(PY) bench/nn.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
 	$(if $(QUICK),,$(PY) bench/datasets.py)
+
+# The docs site, offline, into _docs/ (after `make repro`); also renders README.md from nbs/index.ipynb.
+docs: setup
+	$(PY) tools/build_docs.py
 
 lab: setup
 	$(BIN)/jupyter lab --allow-root --no-browser --notebook-dir=.

@@ -1,0 +1,294 @@
+"""Build the docs site (`make docs`, after `make repro`): README.md from nbs/index.ipynb, then _docs/.
+
+Pages: the home page (nbs/index.ipynb, the same text as README.md), the guides (nbs/guides/), the
+library notebooks as API pages (nbdev directives honoured; every exported public name gets its
+signature and docstring), the executed stage notebooks in reports/ as report pages (outputs kept,
+images written as files), the model card, the pipeline graph (`dvc dag`) and the experiments
+(`dvc exp show`, MLflow stage runs). MkDocs-Material renders them with no CDN and no web fonts.
+Run from the project root.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path.cwd()
+BIN = Path(sys.executable).parent
+BUILD = ROOT / ".docs_build"
+SITE = ROOT / "_docs"
+README_NOTE = "<!-- Generated from nbs/index.ipynb by `make docs`: edit the notebook, not this file. -->\n"
+
+# Navigation by lifecycle verb: (section, library modules, stage reports). Anything not listed
+# still gets a page, under "More".
+LIFECYCLE = [
+    ("Data", ["data"], ["prepare"]),
+    ("Features", ["features"], ["featurize"]),
+    ("Tune", ["tune"], ["tune"]),
+    ("Models", ["models", "nn"], ["train"]),
+    ("Evaluate", ["evaluate"], ["evaluate"]),
+    ("Track", ["track"], []),
+    ("Serve", ["serve"], []),
+    ("Monitor", ["monitor"], ["monitor"]),
+    ("CLI and config", ["cli", "config"], []),
+]
+DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def readme_text(index: Path) -> str:
+    "README.md as rendered from the index notebook: its Markdown cells, one blank line apart."
+    cells = nbformat.read(index, as_version=4).cells
+    return README_NOTE + "\n" + "\n\n".join(c.source.strip("\n") for c in cells if c.cell_type == "markdown") + "\n"
+
+
+def directives(source: str) -> tuple[dict[str, str], str]:
+    "nbdev directives (`#| name: value`) of a cell, and its source without them."
+    found, kept = {}, []
+    for line in source.splitlines():
+        match = DIRECTIVE.match(line)
+        if match:
+            found[match.group(1)] = match.group(2).lower()
+        else:
+            kept.append(line)
+    return found, "\n".join(kept).strip("\n")
+
+
+def fenced(text: str, language: str = "") -> str:
+    "A fenced code block whose fence is longer than any backtick run inside."
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+def api_entry(name: str, obj) -> str:
+    "Signature and docstring of one public function or class (and a class's public methods)."
+    kind = "class" if inspect.isclass(obj) else "def"
+    try:
+        signature = str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        signature = "(...)"
+    parts = [f"#### `{name}`", fenced(f"{kind} {name}{signature}", "python")]
+    if doc := inspect.getdoc(obj):
+        parts.append(doc)
+    if inspect.isclass(obj):
+        methods = [(a, m) for a, m in vars(obj).items() if not a.startswith("_") and inspect.isfunction(m)]
+        for attr, method in methods:
+            summary = (inspect.getdoc(method) or "").partition("\n")[0]
+            parts.append(f"- `{attr}{inspect.signature(method)}`: {summary}")
+    return "\n\n".join(parts)
+
+
+def exported_names(source: str) -> list[str]:
+    "Public top-level functions and classes a cell defines."
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [n.name for n in tree.body if isinstance(n, kinds) and not n.name.startswith("_")]
+
+
+def render_output(output, assets: Path, stem: str) -> str:
+    "One cell output as Markdown: images as files, HTML as is, text as a code block."
+    if output.output_type == "stream":
+        lines = [ANSI.sub("", line).split("\r")[-1] for line in output.text.splitlines()]
+        return fenced("\n".join(lines), "text") if any(lines) else ""
+    if output.output_type == "error":
+        return fenced(ANSI.sub("", "\n".join(output.traceback)), "text")
+    data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" in data:  # progress bars: nothing to show statically
+        return ""
+    for mime, suffix in (("image/png", "png"), ("image/svg+xml", "svg")):
+        if mime in data:
+            assets.mkdir(parents=True, exist_ok=True)
+            name = f"output_{len(list(assets.iterdir())) + 1}.{suffix}"
+            content = data[mime]
+            if suffix == "png":
+                (assets / name).write_bytes(base64.b64decode(content))
+            else:
+                (assets / name).write_text(content)
+            return f"![output]({stem}_files/{name})"
+    if "text/html" in data:
+        return f'<div class="nb-output">\n{data["text/html"].strip()}\n</div>'
+    if "text/markdown" in data:
+        return data["text/markdown"]
+    if "text/plain" in data:
+        return fenced(ANSI.sub("", data["text/plain"]), "text")
+    return ""
+
+
+def notebook_markdown(path: Path, page: Path, module=None) -> str:
+    """A notebook as Markdown. Cells marked `#| hide` or `#| default_exp` are dropped, `#| echo: false`
+    shows only outputs, `#| output: false` only code; no directive text is kept. With `module`, each
+    exported cell is followed by the signature and docstring of the public names it defines."""
+    assets, parts = page.parent / f"{page.stem}_files", []
+    for cell in nbformat.read(path, as_version=4).cells:
+        found, source = directives(cell.source)
+        if cell.cell_type == "markdown":
+            parts.append(source)
+            continue
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or "hide" in found or "default_exp" in found or "parameters" in tags:
+            continue
+        if source and found.get("echo") != "false":
+            parts.append(fenced(source, "python"))
+        if module is not None and {"export", "exports"} & found.keys():
+            parts += [api_entry(n, getattr(module, n)) for n in exported_names(source) if hasattr(module, n)]
+        if found.get("output") != "false":
+            parts += [render_output(o, assets, page.stem) for o in cell.get("outputs", [])]
+    return "\n\n".join(p for p in parts if p.strip()) + "\n"
+
+
+def library_notebooks() -> dict[str, Path]:
+    "Module name -> library notebook, from each notebook's `#| default_exp`."
+    found = {}
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if (name := directives(cell.source)[0].get("default_exp")) is not None:
+                found[name] = path
+                break
+    return found
+
+
+def command_output(*args: str) -> str:
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else f"({' '.join(args)} failed: {result.stderr.strip()[-300:]})"
+
+
+def experiments_markdown() -> str:
+    "DVC experiments and the latest MLflow stage runs with their lineage tags."
+    dvc_table = command_output(str(BIN / "dvc"), "exp", "show", "--md", "--no-pager", "--drop", r"families\..*")
+    import mlflow
+
+    from churnlab import config
+
+    mlflow.set_tracking_uri(config.tracking_uri(ROOT))
+    runs = mlflow.search_runs(experiment_names=[config.EXPERIMENT_NAME], max_results=30)
+    wanted = ["start_time", "tags.dvc_stage", "tags.git_commit", "tags.data_md5", "metrics.roc_auc", "run_id"]
+    runs = runs[[c for c in wanted if c in runs.columns]] if len(runs) else runs
+    mlflow_table = runs.to_markdown(index=False) if len(runs) else "(no runs yet: run `make repro`)"
+    return (
+        "# Experiments\n\n## DVC experiments\n\n`dvc exp show` (run `dvc exp run -S key=value` to add one):\n\n"
+        f"{dvc_table}\n\n## MLflow stage runs\n\nThe latest 30 runs of the `{config.EXPERIMENT_NAME}` experiment "
+        f"(`mlflow ui --backend-store-uri sqlite:///mlflow.db` shows them all):\n\n{mlflow_table}\n"
+    )
+
+
+def write_pages(docs: Path) -> list:
+    "Every page under `docs`; returns the MkDocs navigation."
+    sys.path.insert(0, str(ROOT / "src"))  # this checkout's library, whatever is installed
+    (docs / "index.md").write_text(readme_text(ROOT / "nbs" / "index.ipynb").removeprefix(README_NOTE))
+    nav: list = [{"Home": "index.md"}]
+    guides = []
+    for path in sorted((ROOT / "nbs" / "guides").glob("*.ipynb")):
+        page = docs / "guides" / f"{path.stem}.md"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(notebook_markdown(path, page))
+        title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0].lstrip("# ")
+        guides.append({title: f"guides/{path.stem}.md"})
+    nav.append({"Guides": guides})
+    (docs / "pipeline.md").write_text(
+        "# Pipeline\n\n`dvc dag`: each box is a stage of `dvc.yaml`; `dvc repro` runs what is stale.\n\n"
+        + fenced(command_output(str(BIN / "dvc"), "dag"), "text")
+        + "\n"
+    )
+    (docs / "experiments.md").write_text(experiments_markdown())
+    nav.append({"Pipeline": [{"Pipeline graph": "pipeline.md"}, {"Experiments": "experiments.md"}]})
+    notebooks, reports = library_notebooks(), {p.stem: p for p in sorted((ROOT / "reports").glob("*.ipynb"))}
+    listed = [(s, m, r) for s, m, r in LIFECYCLE]
+    listed.append(("More", sorted(set(notebooks) - {m for _, ms, _ in LIFECYCLE for m in ms}), []))
+    listed[-1][2].extend(sorted(set(reports) - {r for _, _, rs in LIFECYCLE for r in rs}))
+    for section, modules, stages in listed:
+        entries = []
+        for name in modules:
+            if name in notebooks:
+                page = docs / "api" / f"{name}.md"
+                page.parent.mkdir(parents=True, exist_ok=True)
+                module = importlib.import_module(f"churnlab.{name}")
+                page.write_text(notebook_markdown(notebooks[name], page, module))
+                entries.append({f"churnlab.{name}": f"api/{name}.md"})
+        for stage in stages:
+            if stage in reports:
+                page = docs / "reports" / f"{stage}.md"
+                page.parent.mkdir(parents=True, exist_ok=True)
+                page.write_text(notebook_markdown(reports[stage], page))
+                entries.append({f"Report: {stage}": f"reports/{stage}.md"})
+        if section == "Evaluate" and (ROOT / "reports" / "model_card.md").exists():
+            shutil.copy(ROOT / "reports" / "model_card.md", docs / "reports" / "model_card.md")
+            entries.append({"Model card": "reports/model_card.md"})
+        if entries:
+            nav.append({section: entries})
+    return nav
+
+
+def mkdocs_config(nav: list) -> dict:
+    return {
+        "site_name": "Churnlab",
+        "site_description": "Notebook-first, reproducible ML production system for tabular classification",
+        "docs_dir": "docs",
+        "site_dir": str(SITE),
+        "use_directory_urls": False,
+        "theme": {
+            "name": "material",
+            "font": False,  # no web fonts: the site must work with the network off
+            "features": ["navigation.sections", "navigation.top", "search.highlight", "content.code.copy"],
+            "palette": {"primary": "indigo"},
+        },
+        "plugins": ["search"],  # not "offline": it loads a script from a CDN
+        "markdown_extensions": [
+            "tables",
+            "admonition",
+            "attr_list",
+            "md_in_html",
+            {"toc": {"permalink": True}},
+            "pymdownx.highlight",
+            "pymdownx.superfences",
+        ],
+        "extra_css": ["notebook.css"],
+        "nav": nav,
+    }
+
+
+NOTEBOOK_CSS = """.nb-output { overflow-x: auto; margin: 0 0 1em; }
+.nb-output table { font-size: 0.7rem; }
+.md-typeset img[alt="output"] { max-width: 100%; }
+"""
+
+
+def main() -> None:
+    started = time.perf_counter()
+    (ROOT / "README.md").write_text(readme_text(ROOT / "nbs" / "index.ipynb"))
+    shutil.rmtree(BUILD, ignore_errors=True)
+    docs = BUILD / "docs"
+    docs.mkdir(parents=True)
+    nav = write_pages(docs)
+    (docs / "notebook.css").write_text(NOTEBOOK_CSS)
+    staging = SITE.with_name(SITE.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    config = mkdocs_config(nav) | {"site_dir": str(staging)}
+    (BUILD / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+    build = [str(BIN / "mkdocs"), "build", "--strict", "--quiet", "-f", str(BUILD / "mkdocs.yml")]
+    subprocess.run(build, check=True, env=env)
+    shutil.rmtree(SITE, ignore_errors=True)
+    staging.rename(SITE)  # the old site stays whole until the new one is complete
+    pages = len(list(SITE.rglob("*.html")))
+    seconds = round(time.perf_counter() - started, 1)
+    print(json.dumps({"site": str(SITE / "index.html"), "pages": pages, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()
