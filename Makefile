@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro test test-deps check lint lock bench docs lab clean-notebooks export
+.PHONY: help setup repro test test-deps check lint lock bench docs lab tune clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, other datasets (QUICK=1: short)"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
+	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml (needs the package registries)"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -54,9 +55,10 @@ repro: setup $(DATA)
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
-# Debian packages the tests need: Chromium (and a font) for the docs browser test. Installed when
-# running as root with apt; otherwise the tests that need them skip, naming this command.
-TEST_DEBS := chromium fonts-dejavu-core
+# Debian packages the tests need: Chromium (and a font) for the docs browser test, PostgreSQL for
+# the shared Optuna study. Installed when running as root with apt; otherwise the tests that need
+# them skip, naming this command.
+TEST_DEBS := chromium fonts-dejavu-core postgresql
 test-deps:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -74,6 +76,10 @@ lint: setup
 test: setup test-deps $(DATA) check lint
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# One more tuning worker on the configured study (parallel, unseeded): make tune N=20
+tune: setup
+	$(BIN)/churnlab tune --n-trials $(or $(N),10)
 
 bench: setup $(DATA)
 	$(PY) bench/pipeline_overhead.py $(if $(QUICK),--repeats 1,)

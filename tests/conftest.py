@@ -28,6 +28,7 @@ TEST_PROFILE = {
         "random_forest": {"n_estimators": 50, "max_depth": 10, "min_samples_split": 5},
     },
     "evaluate": {"bootstrap_samples": 200},
+    "tune": {"n_trials": 6},
 }
 
 

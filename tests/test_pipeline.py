@@ -73,7 +73,7 @@ def test_stage_notebook_outputs_and_ids_do_not_make_stages_stale(pipeline):
 # DVC reports a stage as changed when one of ITS dependencies changed; its descendants re-run
 # when the outputs they read actually change (dvc repro propagates, dvc status cannot know yet).
 # So "stale" below is: dvc status lists exactly the stage, and nothing outside its descendants.
-@pytest.mark.parametrize("stage", ["prepare", "featurize", "train", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "featurize", "tune", "train", "evaluate"])
 def test_code_change_in_one_stage_notebook_makes_only_it_and_descendants_stale(pipeline, stage):
     _, downstream = pipeline_graph(pipeline)
     path = pipeline / "nbs" / "stages" / f"{stage}.py"
@@ -210,6 +210,8 @@ def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(pipeline
     other = make_copy(tmp_path / "second-clone", TEST_PROFILE)
     repro(other)
     assert (other / "reports/metrics.json").read_bytes() == before
+    tuned = "artifacts/tune/best_params.json"
+    assert (other / tuned).read_bytes() == (pipeline / tuned).read_bytes()
 
 
 def test_promote_and_rollback_move_the_champion_alias(pipeline):

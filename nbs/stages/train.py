@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: churnlab
 #     language: python
@@ -32,6 +34,12 @@ from churnlab import config, data, models, track
 
 root = config.repo_root()
 params = config.params_section(section, root=root)
+tuned = json.loads(config.resolve("artifacts/tune/best_params.json", root).read_text())
+if params.get("use_tuned"):
+    params = models.with_tuned(params, tuned)
+    display(Markdown(f"`train.use_tuned`: **{tuned['family']}** uses the tuned parameters of trial {tuned['trial']} "
+                     f"(CV {tuned['metric']} {tuned['value']:.4f} over {tuned['finished_trials']} trials): "
+                     f"`{json.dumps(tuned['params'])}`"))
 contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
 spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
 train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))

@@ -13,7 +13,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'load_params', 'params_section', 'tracking_uri',
-           'atomic_write_bytes', 'atomic_write_text']
+           'tune_storage', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../../nbs/00_config.ipynb #10c2351c
 def repo_root(start: Path | str | None = None) -> Path:
@@ -56,6 +56,12 @@ EXPERIMENT_NAME = "churnlab"
 def tracking_uri(root: Path | None = None) -> str:
     "MLflow tracking URI: `$MLFLOW_TRACKING_URI`, else `mlflow.db` at the store root (or `root`)."
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or store_root()) / 'mlflow.db'}"
+
+# %% ../../nbs/00_config.ipynb #c933e741
+def tune_storage(storage: str, root: Path | None = None) -> str:
+    "The study storage: `$CHURNLAB_TUNE_STORAGE` or `storage`; a file path resolved against the store root."
+    chosen = os.environ.get("CHURNLAB_TUNE_STORAGE") or storage
+    return chosen if "://" in chosen else str((root or store_root()) / chosen)
 
 # %% ../../nbs/00_config.ipynb #afa877a9
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -15,7 +15,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 from .data import clean_frame, columns_by_role
 
@@ -50,7 +51,11 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
     "The feature specification for `contract` under the `featurize` params, and warnings."
     warnings = []
     blocks = []
-    roles = {"numeric": ("numeric",), "boolean": ("boolean",), "categorical": ("categorical", "high_cardinality")}
+    target_encoded = params.get("high_cardinality", "onehot") == "target"
+    roles = {"numeric": ("numeric",), "boolean": ("boolean",), "target_encoding": ("high_cardinality",),
+             "categorical": ("categorical",) if target_encoded else ("categorical", "high_cardinality")}
+    if not target_encoded:
+        roles.pop("target_encoding")
     for block, block_roles in roles.items():
         columns = columns_by_role(contract, *block_roles)
         wanted = params.get(f"{block}_columns")
@@ -74,6 +79,7 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
         "scale_numeric": bool(params.get("scale_numeric", True)),
         "onehot_min_frequency": params.get("onehot_min_frequency", 10),
         "onehot_max_categories": params.get("onehot_max_categories", 30),
+        "seed": params.get("seed", 0),
     }
     return spec, warnings
 
@@ -94,6 +100,11 @@ def build_preprocessor(spec: dict[str, Any], categorical_as_codes: bool = False)
         elif block["block"] == "boolean":
             transformers.append(("boolean", SimpleImputer(strategy="most_frequent", keep_empty_features=True),
                                  block["columns"]))
+        elif block["block"] == "target_encoding":
+            folds = StratifiedKFold(5, shuffle=True, random_state=spec.get("seed", 0))
+            imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
+            encoder = TargetEncoder(target_type="binary", cv=folds)
+            transformers.append(("target_encoding", make_pipeline(imputer, encoder), block["columns"]))
         elif block["block"] == "categorical" and categorical_as_codes:
             encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
                                      min_frequency=spec["onehot_min_frequency"],

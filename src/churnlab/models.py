@@ -28,8 +28,8 @@ from .features import build_preprocessor
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_pipeline', 'single_record_latency_ms',
            'cross_validate', 'fit_model', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated',
-           'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'feature_means', 'contributions',
-           'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'score']
+           'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means',
+           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -188,6 +188,12 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params:
     return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results,
             "calibration": calibration, "calibration_method": method, "timings": timings}
 
+# %% ../../nbs/03_models.ipynb #ced67d5d
+def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
+    "`train` params with the tuned family's block updated by the tuned parameters."
+    family = tuned["family"]
+    return {**params, family: {**(params.get(family) or {}), **tuned["params"]}}
+
 # %% ../../nbs/03_models.ipynb #e8267900
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-12, 1 - 1e-12)
@@ -238,6 +244,7 @@ TRUSTED_TYPES = [
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.tree._tree.Tree",
 ]
 

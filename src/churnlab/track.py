@@ -19,8 +19,8 @@ from .config import EXPERIMENT_NAME, tracking_uri
 
 # %% auto #0
 __all__ = ['REQUIREMENTS', 'file_md5', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten',
-           'stage_run', 'registered_name', 'log_candidate', 'register_candidate', 'alias_version', 'set_alias',
-           'version_tags']
+           'stage_run', 'trial_logger', 'registered_name', 'log_candidate', 'register_candidate', 'alias_version',
+           'set_alias', 'version_tags']
 
 # %% ../../nbs/05_track.ipynb #0b844f38
 def file_md5(path: Path) -> str:
@@ -108,6 +108,24 @@ def stage_run(stage: str, params: dict[str, Any], root: Path) -> Iterator[Any]:
         if diff:
             mlflow.log_text(diff, "git_diff.patch")
         yield run
+
+# %% ../../nbs/05_track.ipynb #d478e2d9
+def trial_logger(metric: str):
+    "An Optuna callback that logs each finished trial as a nested MLflow run."
+
+    def log_trial(study, trial) -> None:
+        import mlflow
+
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            mlflow.log_params(trial.params)
+            mlflow.set_tags({"optuna_study": study.study_name, "optuna_trial": trial.number,
+                             "optuna_state": trial.state.name})
+            if trial.value is not None:
+                mlflow.log_metric(metric, trial.value)
+            for step, value in sorted(trial.intermediate_values.items()):
+                mlflow.log_metric(f"{metric}_running_mean", value, step=step)
+
+    return log_trial
 
 # %% ../../nbs/05_track.ipynb #19bbc9ac
 REQUIREMENTS = ["scikit-learn", "skops", "pandas", "numpy"]

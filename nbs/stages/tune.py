@@ -1,0 +1,74 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: churnlab
+#     language: python
+#     name: churnlab
+# ---
+
+# %% [markdown]
+# # Tune: top the Optuna study up to `tune.n_trials`
+#
+# The study tunes `tune.family` over its search space in `params.yaml`. Each trial
+# cross-validates the whole candidate pipeline on the training split with folds that follow the
+# split strategy; a pruner stops bad trials after a fold. Trials run sequentially with a seeded
+# TPE sampler, so the best parameters are the same on every clone; `churnlab tune --n-trials N`
+# adds parallel (unseeded) workers to the same study. The study lives in `tune.storage`
+# (git-ignored state, not a DVC output).
+
+# %% tags=["parameters"]
+section = "tune"
+
+# %%
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from churnlab import cli, config, track, tune
+
+root = config.repo_root()
+params = config.params_section(section, root=root)
+study, objective = cli.tuning_session(params, root, seed=params["seed"])
+display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} finished trials before this run; "
+                 f"target {params['n_trials']}, family `{params['family']}`, metric `{params['metric']}`, "
+                 f"{params['cv_folds']}-fold CV, pruner `{params['pruner']}`."))
+
+# %% [markdown]
+# ## Trials
+
+# %%
+with track.stage_run("tune", params, root) as run:
+    import mlflow
+
+    ran = tune.top_up(study, objective, params["n_trials"], params["timeout"],
+                      [track.trial_logger(params["metric"])], progress=True)
+    best = tune.best_record(study)
+    mlflow.log_params({f"best_{k}": v for k, v in best["params"].items()})
+    mlflow.log_metrics({f"best_{params['metric']}": best["value"], "new_trials": ran,
+                        "finished_trials": best["finished_trials"]})
+    mlflow.set_tags({"optuna_study": study.study_name, "tune_role": "stage"})
+    plots_dir = config.resolve("reports/tune", root)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for name, figure in tune.tune_plots(study).items():
+        figure.savefig(plots_dir / f"{name}.png", dpi=100)
+        mlflow.log_artifact(str(plots_dir / f"{name}.png"), "plots")
+trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+display(Markdown(f"This run added **{ran}** trials."))
+display(trials.tail(20))
+
+# %% [markdown]
+# ## Best parameters
+
+# %%
+display(Markdown(f"Best trial **{best['trial']}**: CV {best['metric']} **{best['value']:.4f}**"))
+display(pd.Series(best["params"], name="value").to_frame())
+for name in ("optimization_history", "param_importances", "parallel_coordinate"):
+    if (plots_dir / f"{name}.png").exists():
+        display(Image(filename=str(plots_dir / f"{name}.png")))
+config.atomic_write_text(config.resolve("artifacts/tune/best_params.json", root), tune.best_params_json(study))

@@ -1,0 +1,189 @@
+"""Tuning: exact top-ups, parallel workers on the journal file and on a real PostgreSQL, heartbeats,
+and target encoding that does not leak."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from conftest import BIN, TEST_PROFILE, make_copy
+from workspace import deep_update, project_env
+
+from churnlab import cli, config, data, features, models, tune
+
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+
+
+@pytest.fixture(scope="session")
+def tune_project(pipeline, tmp_path_factory) -> Path:
+    "A copy with the pipeline's prepared data and feature spec, and 1 s heartbeats; tests may edit it."
+    profile = deep_update(deep_update({}, TEST_PROFILE), {"tune": {"heartbeat_interval": 1, "grace_period": 2}})
+    root = make_copy(tmp_path_factory.mktemp("tune") / "project", profile)
+    for folder in ("artifacts/prepared", "artifacts/features"):
+        shutil.copytree(pipeline / folder, root / folder, dirs_exist_ok=True)
+    subprocess.run([str(BIN / "churnlab"), "init"], cwd=root, env=project_env(root), check=True, capture_output=True)
+    return root
+
+
+def _session(root: Path, storage: str, **overrides):
+    params = {**config.params_section("tune", root=root), **overrides}
+    os.environ["CHURNLAB_TUNE_STORAGE"] = storage
+    try:
+        return cli.tuning_session(params, root, seed=params["seed"])
+    finally:
+        os.environ.pop("CHURNLAB_TUNE_STORAGE")
+
+
+def _workers(root: Path, storage: str, n_workers: int, n_trials: int) -> list[subprocess.Popen]:
+    # One OpenMP thread per worker: workers sharing 2 cores with 2 spinning threads each crawl.
+    env = {**project_env(root), "CHURNLAB_TUNE_STORAGE": storage, "OMP_NUM_THREADS": "1"}
+    command = [str(BIN / "churnlab"), "tune", "--n-trials", str(n_trials)]
+    return [
+        subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(n_workers)
+    ]
+
+
+def _trials(storage: str, root: Path) -> list[optuna.trial.FrozenTrial]:
+    study, _ = _session(root, storage)
+    return study.get_trials(deepcopy=False)
+
+
+def test_raising_n_trials_from_n_to_n_plus_k_runs_exactly_k_trials(tune_project, tmp_path):
+    storage = str(tmp_path / "journal.log")
+    study, objective = _session(tune_project, storage)
+    assert tune.top_up(study, objective, 3) == 3
+    study, objective = _session(tune_project, storage)
+    assert tune.top_up(study, objective, 3) == 0
+    study, objective = _session(tune_project, storage)
+    assert tune.top_up(study, objective, 5) == 2
+    assert [t.number for t in study.get_trials()] == [0, 1, 2, 3, 4] and tune.finished_trials(study) == 5
+
+
+def test_a_fresh_study_gives_byte_identical_best_params(pipeline, tune_project, tmp_path):
+    "What a second clone's tune stage does (fresh storage, same data and seed) gives the same bytes."
+    n_trials = config.params_section("tune", root=pipeline)["n_trials"]
+    study, objective = _session(tune_project, str(tmp_path / "journal.log"))
+    tune.top_up(study, objective, n_trials)
+    assert tune.best_params_json(study) == (pipeline / "artifacts/tune/best_params.json").read_text()
+
+
+def test_a_study_made_for_other_data_is_refused(tune_project, tmp_path):
+    storage = str(tmp_path / "journal.log")
+    study, _ = _session(tune_project, storage, study_name="named")
+    setup = {**study.user_attrs["setup"], "data_md5": "other"}
+    with pytest.raises(tune.StudyMismatchError, match="differs in: data_md5"):
+        tune.open_study(tune.make_storage(storage), "named", setup)
+
+
+def _assert_six_contiguous(trials):
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state in tune.FINISHED for t in trials)
+
+
+def test_two_parallel_workers_on_the_journal_file(tune_project, tmp_path):
+    storage = str(tmp_path / "journal.log")
+    workers = _workers(tune_project, storage, n_workers=2, n_trials=3)
+    for w in workers:
+        out, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-2000:]
+    _assert_six_contiguous(_trials(storage, tune_project))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    "A real PostgreSQL (Debian's package) on loopback, run by the unprivileged user `nobody`."
+    if not PG_BINS or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("PostgreSQL server binaries (or root, to run them as `nobody`) missing: run `make test-deps`")
+    bin_dir, data_dir = PG_BINS[-1], Path(tempfile.mkdtemp(prefix="churnlab-pg-", dir="/tmp"))
+    shutil.chown(data_dir, "nobody", "nogroup")
+    as_nobody = ["runuser", "-u", "nobody", "--"]
+    initdb = [bin_dir / "initdb", "-D", data_dir / "db", "-A", "trust", "-U", "postgres", "--no-sync"]
+    subprocess.run([*as_nobody, *initdb], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off"
+    subprocess.run(
+        [*as_nobody, bin_dir / "pg_ctl", "-D", data_dir / "db", "-l", data_dir / "log", "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    for database in ("shared", "heartbeat"):
+        createdb = [bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database]
+        subprocess.run([*as_nobody, *createdb], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_nobody, bin_dir / "pg_ctl", "-D", data_dir / "db", "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_two_workers_share_a_postgresql_study(tune_project, postgres):
+    storage = f"{postgres}/shared"
+    _session(tune_project, storage)  # the tune stage (or `churnlab tune --n-trials 0`) creates schema and study once
+    workers = _workers(tune_project, storage, n_workers=2, n_trials=3)
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-2000:]
+    _assert_six_contiguous(_trials(storage, tune_project))
+
+
+def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_project, postgres):
+    storage = f"{postgres}/heartbeat"
+    _session(tune_project, storage)
+    (worker,) = _workers(tune_project, storage, n_workers=1, n_trials=1000)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        trials = _trials(storage, tune_project)
+        if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and any(
+            t.state == optuna.trial.TrialState.RUNNING for t in trials
+        ):
+            break
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed = [t.number for t in _trials(storage, tune_project) if t.state == optuna.trial.TrialState.RUNNING]
+    assert killed, "the worker was killed between trials; nothing to check"
+    time.sleep(3)  # past the 2 s grace period
+    (again,) = _workers(tune_project, storage, n_workers=1, n_trials=1)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    trials = {t.number: t.state for t in _trials(storage, tune_project)}
+    assert optuna.trial.TrialState.RUNNING not in trials.values()
+    assert all(trials[n] == optuna.trial.TrialState.FAIL for n in killed)
+
+
+def _telco_cv_auc(pipeline_root: Path, extra_random_ids: bool, only_ids: bool = False) -> float:
+    contract = json.loads((pipeline_root / "artifacts/prepared/schema.json").read_text())
+    train = pd.read_parquet(pipeline_root / "artifacts/prepared/train.parquet")
+    y = data.encode_target(train[contract["target"]], contract["positive_label"])
+    X = train.drop(columns=[contract["target"]])
+    columns = dict(contract["columns"])
+    if extra_random_ids:
+        X = X.assign(random_id=[f"id{i}" for i in np.random.default_rng(0).permutation(len(X))])
+        columns["random_id"] = {"role": "high_cardinality", "dtype": "str"}
+    if only_ids:
+        columns = {"random_id": columns["random_id"]}
+    spec, _ = features.feature_spec({**contract, "columns": columns}, {"high_cardinality": "target"})
+    splitter = data.cv_splitter("stratified", 5, 42)
+    return models.cross_validate(models.make_pipeline(spec, "logreg"), X, y, splitter)["mean"]
+
+
+def test_target_encoded_unique_ids_carry_no_signal_in_cv(pipeline):
+    assert 0.47 <= _telco_cv_auc(pipeline, extra_random_ids=True, only_ids=True) <= 0.53
+    plain, with_ids = _telco_cv_auc(pipeline, False), _telco_cv_auc(pipeline, True)
+    assert abs(with_ids - plain) < 0.005, (plain, with_ids)
