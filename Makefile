@@ -85,6 +85,7 @@ bench: setup $(DATA)
 	$(PY) bench/pipeline_overhead.py $(if $(QUICK),--repeats 1,)
 	$(PY) bench/seed_style.py $(if $(QUICK),--quick,)
 	$(PY) bench/nn.py $(if $(QUICK),--quick,)
+	$(PY) bench/tune.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
 	$(if $(QUICK),,$(PY) bench/datasets.py)
 

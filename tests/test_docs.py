@@ -70,8 +70,9 @@ def site(pipeline) -> Path:
 
 def test_site_has_every_page(site):
     pages = {str(p.relative_to(site)) for p in site.rglob("*.html")}
-    api = {f"api/{m}.html" for m in ("config", "data", "features", "models", "nn", "evaluate", "track", "cli")}
-    reports = {f"reports/{s}.html" for s in ("prepare", "featurize", "train", "evaluate", "model_card")}
+    modules = ("config", "data", "features", "models", "nn", "tune", "evaluate", "track", "cli")
+    api = {f"api/{m}.html" for m in modules}
+    reports = {f"reports/{s}.html" for s in ("prepare", "featurize", "tune", "train", "evaluate", "model_card")}
     guides = {"guides/byod.html", "guides/cluster.html"}
     assert {"index.html", "pipeline.html", "experiments.html"} | api | reports | guides <= pages
     assert "def infer_contract(" in _text(site / "api" / "data.html")

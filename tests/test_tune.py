@@ -187,3 +187,12 @@ def test_target_encoded_unique_ids_carry_no_signal_in_cv(pipeline):
     assert 0.47 <= _telco_cv_auc(pipeline, extra_random_ids=True, only_ids=True) <= 0.53
     plain, with_ids = _telco_cv_auc(pipeline, False), _telco_cv_auc(pipeline, True)
     assert abs(with_ids - plain) < 0.005, (plain, with_ids)
+
+
+def test_the_network_family_tunes_too(tune_project, tmp_path):
+    study, objective = _session(tune_project, str(tmp_path / "journal.log"), family="nn", cv_folds=2)
+    assert tune.top_up(study, objective, 2) == 2
+    best = tune.best_record(study)
+    assert best["family"] == "nn" and best["params"]["hidden_dims"] in ([64, 32], [128, 64], [256, 128])
+    train_params = models.with_tuned(config.params_section("train", root=tune_project), best)
+    assert train_params["nn"]["lr"] == best["params"]["lr"] and train_params["nn"]["batch_size"] == 1024
