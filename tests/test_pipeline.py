@@ -184,10 +184,16 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
     client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
     experiment = client.get_experiment_by_name("churnlab")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
-    latest = {}
+    latest, trials = {}, []
     for r in runs:
-        latest.setdefault(r.data.tags["dvc_stage"], r)
-    assert set(latest) == {"prepare", "featurize", "train", "evaluate"}
+        if "mlflow.parentRunId" in r.data.tags:  # a tuning trial, nested in the tune stage's run
+            trials.append(r)
+        else:
+            latest.setdefault(r.data.tags["dvc_stage"], r)
+    assert set(latest) == {"prepare", "featurize", "tune", "train", "evaluate"}
+    tune_runs = {r.info.run_id for r in runs if r.data.tags.get("dvc_stage") == "tune"}
+    numbers = {int(t.data.tags["optuna_trial"]) for t in trials if t.data.tags["mlflow.parentRunId"] in tune_runs}
+    assert numbers == set(range(TEST_PROFILE["tune"]["n_trials"])) and all(t.data.params for t in trials)
     for stage, r in latest.items():
         tags = r.data.tags
         assert tags["git_commit"] in commits and tags["git_dirty"] in ("true", "false")
