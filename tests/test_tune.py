@@ -3,7 +3,6 @@ and target encoding that does not leak."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 from conftest import BIN, TEST_PROFILE, make_copy
 from workspace import deep_update, project_env
@@ -55,11 +53,6 @@ def _workers(root: Path, storage: str, n_workers: int, n_trials: int) -> list[su
     ]
 
 
-def _trials(storage: str, root: Path) -> list[optuna.trial.FrozenTrial]:
-    study, _ = _session(root, storage)
-    return study.get_trials(deepcopy=False)
-
-
 def test_raising_n_trials_from_n_to_n_plus_k_runs_exactly_k_trials(tune_project, tmp_path):
     storage = str(tmp_path / "journal.log")
     study, objective = _session(tune_project, storage)
@@ -76,7 +69,7 @@ def test_a_fresh_study_gives_byte_identical_best_params(pipeline, tune_project, 
     n_trials = config.params_section("tune", root=pipeline)["n_trials"]
     study, objective = _session(tune_project, str(tmp_path / "journal.log"))
     tune.top_up(study, objective, n_trials)
-    assert tune.best_params_json(study) == (pipeline / "artifacts/tune/best_params.json").read_text()
+    assert tune.best_params_json(tune.best_record(study)) == (pipeline / "artifacts/tune/best_params.json").read_text()
 
 
 def test_a_study_made_for_other_data_is_refused(tune_project, tmp_path):
@@ -98,7 +91,8 @@ def test_two_parallel_workers_on_the_journal_file(tune_project, tmp_path):
     for w in workers:
         out, err = w.communicate(timeout=600)
         assert w.returncode == 0, err[-2000:]
-    _assert_six_contiguous(_trials(storage, tune_project))
+    study, _ = _session(tune_project, storage)
+    _assert_six_contiguous(study.get_trials())
 
 
 @pytest.fixture(scope="session")
@@ -134,21 +128,21 @@ def postgres():
 
 def test_two_workers_share_a_postgresql_study(tune_project, postgres):
     storage = f"{postgres}/shared"
-    _session(tune_project, storage)  # the tune stage (or `churnlab tune --n-trials 0`) creates schema and study once
+    study, _ = _session(tune_project, storage)  # as the tune stage (or `churnlab tune --n-trials 0`) creates it
     workers = _workers(tune_project, storage, n_workers=2, n_trials=3)
     for w in workers:
         _, err = w.communicate(timeout=600)
         assert w.returncode == 0, err[-2000:]
-    _assert_six_contiguous(_trials(storage, tune_project))
+    _assert_six_contiguous(study.get_trials())
 
 
 def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_project, postgres):
     storage = f"{postgres}/heartbeat"
-    _session(tune_project, storage)
+    study, _ = _session(tune_project, storage)
     (worker,) = _workers(tune_project, storage, n_workers=1, n_trials=1000)
     deadline = time.time() + 120
     while time.time() < deadline:
-        trials = _trials(storage, tune_project)
+        trials = study.get_trials(deepcopy=False)
         if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and any(
             t.state == optuna.trial.TrialState.RUNNING for t in trials
         ):
@@ -156,22 +150,20 @@ def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_
         time.sleep(0.2)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    killed = [t.number for t in _trials(storage, tune_project) if t.state == optuna.trial.TrialState.RUNNING]
+    killed = [t.number for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
     assert killed, "the worker was killed between trials; nothing to check"
     time.sleep(3)  # past the 2 s grace period
     (again,) = _workers(tune_project, storage, n_workers=1, n_trials=1)
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-2000:]
-    trials = {t.number: t.state for t in _trials(storage, tune_project)}
+    trials = {t.number: t.state for t in study.get_trials()}
     assert optuna.trial.TrialState.RUNNING not in trials.values()
     assert all(trials[n] == optuna.trial.TrialState.FAIL for n in killed)
 
 
 def _telco_cv_auc(pipeline_root: Path, extra_random_ids: bool, only_ids: bool = False) -> float:
-    contract = json.loads((pipeline_root / "artifacts/prepared/schema.json").read_text())
-    train = pd.read_parquet(pipeline_root / "artifacts/prepared/train.parquet")
-    y = data.encode_target(train[contract["target"]], contract["positive_label"])
-    X = train.drop(columns=[contract["target"]])
+    rows = cli.training_rows(pipeline_root)
+    contract, X, y = rows["contract"], rows["X"], rows["y"]
     columns = dict(contract["columns"])
     if extra_random_ids:
         X = X.assign(random_id=[f"id{i}" for i in np.random.default_rng(0).permutation(len(X))])

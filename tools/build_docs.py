@@ -14,6 +14,7 @@ import ast
 import base64
 import importlib
 import inspect
+import itertools
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -101,8 +103,8 @@ def exported_names(source: str) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, kinds) and not n.name.startswith("_")]
 
 
-def render_output(output, assets: Path, stem: str) -> str:
-    "One cell output as Markdown: images as files, HTML as is, text as a code block."
+def render_output(output, assets: Path, stem: str, images: Iterator[int]) -> str:
+    "One cell output as Markdown: images as files (numbered by `images`), HTML as is, text as a code block."
     if output.output_type == "stream":
         lines = [ANSI.sub("", line).split("\r")[-1] for line in output.text.splitlines()]
         return fenced("\n".join(lines), "text") if any(lines) else ""
@@ -114,7 +116,7 @@ def render_output(output, assets: Path, stem: str) -> str:
     for mime, suffix in (("image/png", "png"), ("image/svg+xml", "svg")):
         if mime in data:
             assets.mkdir(parents=True, exist_ok=True)
-            name = f"output_{len(list(assets.iterdir())) + 1}.{suffix}"
+            name = f"output_{next(images)}.{suffix}"
             content = data[mime]
             if suffix == "png":
                 (assets / name).write_bytes(base64.b64decode(content))
@@ -134,7 +136,7 @@ def notebook_markdown(path: Path, page: Path, module=None) -> str:
     """A notebook as Markdown. Cells marked `#| hide` or `#| default_exp` are dropped, `#| echo: false`
     shows only outputs, `#| output: false` only code; no directive text is kept. With `module`, each
     exported cell is followed by the signature and docstring of the public names it defines."""
-    assets, parts = page.parent / f"{page.stem}_files", []
+    assets, parts, images = page.parent / f"{page.stem}_files", [], itertools.count(1)
     for cell in nbformat.read(path, as_version=4).cells:
         found, source = directives(cell.source)
         if cell.cell_type == "markdown":
@@ -148,7 +150,7 @@ def notebook_markdown(path: Path, page: Path, module=None) -> str:
         if module is not None and {"export", "exports"} & found.keys():
             parts += [api_entry(n, getattr(module, n)) for n in exported_names(source) if hasattr(module, n)]
         if found.get("output") != "false":
-            parts += [render_output(o, assets, page.stem) for o in cell.get("outputs", [])]
+            parts += [render_output(o, assets, page.stem, images) for o in cell.get("outputs", [])]
     return "\n\n".join(p for p in parts if p.strip()) + "\n"
 
 
@@ -187,10 +189,10 @@ def experiments_markdown() -> str:
     )
 
 
-def write_pages(docs: Path) -> list:
-    "Every page under `docs`; returns the MkDocs navigation."
+def write_pages(docs: Path, home: str) -> list:
+    "Every page under `docs` (`home` is the index page's Markdown); returns the MkDocs navigation."
     sys.path.insert(0, str(ROOT / "src"))  # this checkout's library, whatever is installed
-    (docs / "index.md").write_text(readme_text(ROOT / "nbs" / "index.ipynb").removeprefix(README_NOTE))
+    (docs / "index.md").write_text(home)
     nav: list = [{"Home": "index.md"}]
     guides = []
     for path in sorted((ROOT / "nbs" / "guides").glob("*.ipynb")):
@@ -208,10 +210,12 @@ def write_pages(docs: Path) -> list:
     (docs / "experiments.md").write_text(experiments_markdown())
     nav.append({"Pipeline": [{"Pipeline graph": "pipeline.md"}, {"Experiments": "experiments.md"}]})
     notebooks, reports = library_notebooks(), {p.stem: p for p in sorted((ROOT / "reports").glob("*.ipynb"))}
-    listed = [(s, m, r) for s, m, r in LIFECYCLE]
-    listed.append(("More", sorted(set(notebooks) - {m for _, ms, _ in LIFECYCLE for m in ms}), []))
-    listed[-1][2].extend(sorted(set(reports) - {r for _, _, rs in LIFECYCLE for r in rs}))
-    for section, modules, stages in listed:
+    more = (
+        "More",
+        sorted(set(notebooks) - {m for _, ms, _ in LIFECYCLE for m in ms}),
+        sorted(set(reports) - {r for _, _, rs in LIFECYCLE for r in rs}),
+    )
+    for section, modules, stages in [*LIFECYCLE, more]:
         entries = []
         for name in modules:
             if name in notebooks:
@@ -270,11 +274,12 @@ NOTEBOOK_CSS = """.nb-output { overflow-x: auto; margin: 0 0 1em; }
 
 def main() -> None:
     started = time.perf_counter()
-    (ROOT / "README.md").write_text(readme_text(ROOT / "nbs" / "index.ipynb"))
+    readme = readme_text(ROOT / "nbs" / "index.ipynb")
+    (ROOT / "README.md").write_text(readme)
     shutil.rmtree(BUILD, ignore_errors=True)
     docs = BUILD / "docs"
     docs.mkdir(parents=True)
-    nav = write_pages(docs)
+    nav = write_pages(docs, readme.removeprefix(README_NOTE))
     (docs / "notebook.css").write_text(NOTEBOOK_CSS)
     staging = SITE.with_name(SITE.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)

@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, data, models, track
+from churnlab import cli, config, data, models, track
 
 root = config.repo_root()
 params = config.params_section(section, root=root)
@@ -40,14 +40,9 @@ if params.get("use_tuned"):
     display(Markdown(f"`train.use_tuned`: **{tuned['family']}** uses the tuned parameters of trial {tuned['trial']} "
                      f"(CV {tuned['metric']} {tuned['value']:.4f} over {tuned['finished_trials']} trials): "
                      f"`{json.dumps(tuned['params'])}`"))
-contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
-spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
-train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))
-y = data.encode_target(train[contract["target"]], contract["positive_label"])
-X = train.drop(columns=[contract["target"]])
-split = contract["split"]
-splitter = data.cv_splitter(split["strategy"], params["cv_folds"], params["seed"])
-groups = X[split["group_column"]] if split["strategy"] == "group" else None
+rows = cli.training_rows(root)
+contract, spec, X, y, groups = rows["contract"], rows["spec"], rows["X"], rows["y"], rows["groups"]
+splitter = data.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
 
 # %% [markdown]
 # ## Cross-validation, selection, threshold, final fit

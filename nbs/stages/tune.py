@@ -71,4 +71,4 @@ display(pd.Series(best["params"], name="value").to_frame())
 for name in ("optimization_history", "param_importances", "parallel_coordinate"):
     if (plots_dir / f"{name}.png").exists():
         display(Image(filename=str(plots_dir / f"{name}.png")))
-config.atomic_write_text(config.resolve("artifacts/tune/best_params.json", root), tune.best_params_json(study))
+config.atomic_write_text(config.resolve("artifacts/tune/best_params.json", root), tune.best_params_json(best))

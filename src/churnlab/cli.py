@@ -18,7 +18,7 @@ from . import config, data, models
 
 # %% auto #0
 __all__ = ['load_any_model', 'iter_chunks', 'predict_file', 'cmd_predict', 'cmd_validate', 'cmd_alias', 'cmd_init',
-           'tuning_session', 'cmd_tune', 'build_parser', 'main']
+           'training_rows', 'tuning_session', 'cmd_tune', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #8f2013fc
 def load_any_model(model: str | None):
@@ -120,30 +120,41 @@ def cmd_init(args) -> int:
     return 0
 
 # %% ../../nbs/06_cli.ipynb #5c6ecf60
+def training_rows(root: Path) -> dict:
+    """The prepared training split as the tune and train stages read it: `contract`, `spec`, `X`, `y`,
+    `groups` (the group column under the `group` strategy, else None) and `md5` of the rows."""
+    from churnlab import track
+
+    contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
+    spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
+    path = config.resolve("artifacts/prepared/train.parquet", root)
+    train, split = pd.read_parquet(path), contract["split"]
+    X = train.drop(columns=[contract["target"]])
+    return {"contract": contract, "spec": spec, "X": X, "md5": track.file_md5(path),
+            "y": data.encode_target(train[contract["target"]], contract["positive_label"]),
+            "groups": X[split["group_column"]] if split["strategy"] == "group" else None}
+
+
 def tuning_session(params: dict, root: Path, seed: int | None):
     "(study, objective) for the `tune` params section, over `artifacts/prepared/train.parquet`."
     import optuna
 
-    from churnlab import track, tune
+    from churnlab import tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
-    contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
-    spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
-    train_path = config.resolve("artifacts/prepared/train.parquet", root)
-    train = pd.read_parquet(train_path)
-    y = data.encode_target(train[contract["target"]], contract["positive_label"])
-    X = train.drop(columns=[contract["target"]])
-    split, family = contract["split"], params["family"]
-    setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"],
-                             split["strategy"], track.file_md5(train_path))
+    rows, family = training_rows(root), params["family"]
+    strategy = rows["contract"]["split"]["strategy"]
+    setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"], strategy,
+                             rows["md5"])
     storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
                                 params.get("heartbeat_interval"), params.get("grace_period"))
     pruner = tune.make_pruner(params["pruner"], params.get("keep_percentile", 25.0))
     study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
-    splitter = data.cv_splitter(split["strategy"], params["cv_folds"], params["seed"])
-    groups = X[split["group_column"]] if split["strategy"] == "group" else None
+    splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
     fixed = (params.get("fixed") or {}).get(family, {})
-    return study, tune.cv_objective(X, y, spec, setup, fixed, splitter, groups, params["seed"])
+    objective = tune.cv_objective(rows["X"], rows["y"], rows["spec"], setup, fixed, splitter, rows["groups"],
+                                  params["seed"])
+    return study, objective
 
 
 def cmd_tune(args) -> int:

@@ -51,11 +51,11 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
     "The feature specification for `contract` under the `featurize` params, and warnings."
     warnings = []
     blocks = []
-    target_encoded = params.get("high_cardinality", "onehot") == "target"
-    roles = {"numeric": ("numeric",), "boolean": ("boolean",), "target_encoding": ("high_cardinality",),
-             "categorical": ("categorical",) if target_encoded else ("categorical", "high_cardinality")}
-    if not target_encoded:
-        roles.pop("target_encoding")
+    roles = {"numeric": ("numeric",), "boolean": ("boolean",)}
+    if params.get("high_cardinality", "onehot") == "target":  # before categorical: network codes stay last
+        roles |= {"target_encoding": ("high_cardinality",), "categorical": ("categorical",)}
+    else:
+        roles["categorical"] = ("categorical", "high_cardinality")
     for block, block_roles in roles.items():
         columns = columns_by_role(contract, *block_roles)
         wanted = params.get(f"{block}_columns")

@@ -27,14 +27,22 @@ __all__ = ['METRICS', 'FINISHED', 'suggest', 'StudyMismatchError', 'study_setup'
 METRICS = {"roc_auc": "roc_auc", "pr_auc": "average_precision", "f1": "f1", "log_loss": "neg_log_loss"}
 
 
+def _stored_choice(value):
+    "A list choice as Optuna stores it (JSON text); other choices as they are."
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+def _choice(value):
+    "The inverse of `_stored_choice`."
+    return json.loads(value) if isinstance(value, str) and value.startswith("[") else value
+
+
 def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     "Parameters for one trial from a search space."
     params = {}
     for name, dist in space.items():
         if "choices" in dist:
-            choices = [json.dumps(c) if isinstance(c, list) else c for c in dist["choices"]]
-            value = trial.suggest_categorical(name, choices)
-            params[name] = json.loads(value) if isinstance(value, str) and value.startswith("[") else value
+            params[name] = _choice(trial.suggest_categorical(name, [_stored_choice(c) for c in dist["choices"]]))
         elif isinstance(dist["low"], int) and isinstance(dist["high"], int):
             params[name] = trial.suggest_int(name, dist["low"], dist["high"], step=dist.get("step", 1),
                                              log=dist.get("log", False))
@@ -144,15 +152,14 @@ def top_up(study: optuna.Study, objective: Callable, n_trials: int, timeout: flo
 def best_record(study: optuna.Study) -> dict[str, Any]:
     "The best trial as `best_params.json` holds it: no timings or ids, so reruns are byte-identical."
     setup, best = study.user_attrs["setup"], study.best_trial
-    params = {k: json.loads(v) if isinstance(v, str) and v.startswith("[") else v for k, v in best.params.items()}
     return {"family": setup["family"], "metric": setup["metric"], "value": round(best.value, 9),
-            "params": params, "trial": best.number, "finished_trials": finished_trials(study),
-            "study_name": study.study_name}
+            "params": {k: _choice(v) for k, v in best.params.items()}, "trial": best.number,
+            "finished_trials": finished_trials(study), "study_name": study.study_name}
 
 
-def best_params_json(study: optuna.Study) -> str:
-    "`artifacts/tune/best_params.json`'s text."
-    return json.dumps(best_record(study), indent=2, sort_keys=True) + "\n"
+def best_params_json(record: dict[str, Any]) -> str:
+    "`artifacts/tune/best_params.json`'s text for a `best_record`."
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 # %% ../../nbs/08_tune.ipynb #3a75489c
 def tune_plots(study: optuna.Study) -> dict[str, Any]:
