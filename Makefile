@@ -14,13 +14,14 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro test test-deps check lint lock bench docs lab tune clean-notebooks export
+.PHONY: help setup repro serve test test-deps check lint lock bench docs lab tune clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
 	@echo "make repro   - setup, default data when absent, dvc repro"
+	@echo "make serve   - the model service on PORT (default 8000): the registry's champion, else artifacts/model"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
-	@echo "make bench   - seed-style baseline, network vs tutorial loop, other datasets (QUICK=1: short)"
+	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, datasets (QUICK=1: short)"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
@@ -55,6 +56,10 @@ repro: setup $(DATA)
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
+# The service over the registry's champion (artifacts/model/ when none); PORT=8000 by default.
+serve: setup
+	$(BIN)/churnlab serve --port $(or $(PORT),8000)
+
 # Debian packages the tests need: Chromium (and a font) for the docs browser test, PostgreSQL for
 # the shared Optuna study. Installed when running as root with apt; otherwise the tests that need
 # them skip, naming this command.
@@ -86,6 +91,7 @@ bench: setup $(DATA)
 	$(PY) bench/seed_style.py $(if $(QUICK),--quick,)
 	$(PY) bench/nn.py $(if $(QUICK),--quick,)
 	$(PY) bench/tune.py $(if $(QUICK),--quick,)
+	$(PY) bench/serve.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
 	$(if $(QUICK),,$(PY) bench/datasets.py)
 
@@ -101,6 +107,5 @@ export: setup
 	$(BIN)/jupytext --sync nbs/stages/*.ipynb
 
 lock:
-	python3 -m venv /tmp/churnlab-lock && /tmp/churnlab-lock/bin/pip install --quiet -e . \
-	  $$(python3 -c "import tomllib;print(' '.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['dev']))") \
+	python3 -m venv /tmp/churnlab-lock && /tmp/churnlab-lock/bin/pip install --quiet -e ".[serve,pipeline,dev]" \
 	  && /tmp/churnlab-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock

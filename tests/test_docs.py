@@ -70,7 +70,7 @@ def site(pipeline) -> Path:
 
 def test_site_has_every_page(site):
     pages = {str(p.relative_to(site)) for p in site.rglob("*.html")}
-    modules = ("config", "data", "features", "models", "nn", "tune", "evaluate", "track", "cli")
+    modules = ("config", "data", "features", "models", "nn", "tune", "evaluate", "track", "serve", "cli")
     api = {f"api/{m}.html" for m in modules}
     reports = {f"reports/{s}.html" for s in ("prepare", "featurize", "tune", "train", "evaluate", "model_card")}
     guides = {"guides/byod.html", "guides/cluster.html"}

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: churnlab
 #     language: python
@@ -56,7 +58,7 @@ display(raw.head())
 # %%
 contract = data.infer_contract(
     raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
-    data_params.get("date_columns"), data_params.get("drop_columns"))
+    data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"))
 contract, parts, dropped = data.prepare_splits(raw, contract, strategy, test_size, holdout_size, seed)
 display(pd.DataFrame(contract["columns"]).T)
 

@@ -12,27 +12,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import config, data, models
 
 # %% auto #0
-__all__ = ['load_any_model', 'iter_chunks', 'predict_file', 'cmd_predict', 'cmd_validate', 'cmd_alias', 'cmd_init',
+__all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
            'training_rows', 'tuning_session', 'cmd_tune', 'build_parser', 'main']
-
-# %% ../../nbs/06_cli.ipynb #8f2013fc
-def load_any_model(model: str | None):
-    "Load (pipeline, metadata) from a model folder or an MLflow model URI."
-    path = config.resolve(model or "artifacts/model")
-    if path.exists():
-        return models.load_model(path)
-    if "://" not in str(model) and not str(model).startswith("models:/"):
-        raise FileNotFoundError(f"no model at {path}; run `make repro` or pass --model DIR|URI")
-    import mlflow
-
-    mlflow.set_tracking_uri(config.tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(str(model)))
-    return models.load_model(local)
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -46,26 +33,58 @@ def iter_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]
         yield from pd.read_csv(path, chunksize=chunk_rows)
 
 
-def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: int = 100_000,
-                 explain: int = 0) -> int:
-    """Score `source` into the CSV `output` (ids, prediction, probability, and the top `explain`
-    reason codes per row); returns the row count."""
+def _score_chunk(chunk: pd.DataFrame, pipeline, meta: dict, scorer, explain: int) -> pd.DataFrame:
+    problems = data.check_values(chunk, meta["contract"])
+    if problems:
+        raise data.DataContractError(problems)
+    if scorer is not None:
+        proba = scorer.predict_proba(scorer.columns_from_frame(chunk))
+        scored = pd.DataFrame({"prediction": (proba >= meta["threshold"]).astype(np.int64), "probability": proba})
+    else:
+        scored = models.score(pipeline, chunk, meta["threshold"]).reset_index(drop=True)
+    parts = [chunk[[c for c in meta.get("id_columns", []) if c in chunk.columns]].reset_index(drop=True), scored]
+    if explain:
+        parts.append(models.reason_codes(pipeline, chunk, meta["feature_means"], explain).reset_index(drop=True))
+    return pd.concat(parts, axis=1)
+
+
+def score_deciles(proba: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    "Decile of each of `scores` within the population `proba`: 1 holds the highest 10%, 10 the lowest."
+    edges = np.quantile(proba, np.linspace(0.1, 0.9, 9))
+    return (10 - np.searchsorted(edges, scores, side="right")).astype(np.int64)
+
+
+def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: int = 100_000, explain: int = 0,
+                 scorer=None, deciles: bool = False) -> int:
+    """Score `source` into the CSV `output` (ids, prediction, probability, the top `explain` reason codes
+    and, with `deciles`, each row's score decile in the file); returns the row count. `scorer` is the
+    compiled pipeline (`serve.compile_scorer`) when it has one."""
+    from tqdm.auto import tqdm
+
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    rows = 0
+    total = None
+    if source.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        total = pq.ParquetFile(source).metadata.num_rows
+    rows, probabilities = 0, []
     try:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="") as f, tqdm(total=total, unit="rows", disable=not sys.stderr.isatty()) as bar:
             for chunk in iter_chunks(source, chunk_rows):
-                problems = data.check_values(chunk, meta["contract"])
-                if problems:
-                    raise data.DataContractError(problems)
-                parts = [chunk[[c for c in meta.get("id_columns", []) if c in chunk.columns]],
-                         models.score(pipeline, chunk, meta["threshold"])]
-                if explain:
-                    parts.append(models.reason_codes(pipeline, chunk, meta["feature_means"], explain))
-                out = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
+                out = _score_chunk(chunk, pipeline, meta, scorer, explain)
                 out.to_csv(f, header=rows == 0, index=False, lineterminator="\n")
+                if deciles:
+                    probabilities.append(out["probability"].to_numpy())
                 rows += len(out)
+                bar.update(len(out))
+        if deciles:  # a second pass: a decile is relative to the whole file
+            population, staged = np.concatenate(probabilities), tmp.with_suffix(".deciles")
+            with open(staged, "w", newline="") as f:
+                for i, chunk in enumerate(pd.read_csv(tmp, chunksize=chunk_rows)):
+                    chunk["decile"] = score_deciles(population, chunk["probability"].to_numpy())
+                    chunk.to_csv(f, header=i == 0, index=False, lineterminator="\n")
+            os.replace(staged, tmp)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -73,10 +92,26 @@ def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: i
 
 
 def cmd_predict(args) -> int:
-    pipeline, meta = load_any_model(args.model)
+    from churnlab import serve
+
+    root = config.service_root()
+    model = args.model or os.environ.get("CHURNLAB_MODEL_URI") or "artifacts/model"
+    pipeline, meta, _, _ = serve.load_verified(model, root, os.environ.get("CHURNLAB_MODEL_SHA256"))
+    scorer = None if args.explain else serve.compile_scorer(pipeline)
     n = predict_file(config.resolve(args.input, Path.cwd()), config.resolve(args.output, Path.cwd()),
-                     pipeline, meta, args.chunk_rows, args.explain)
+                     pipeline, meta, args.chunk_rows, args.explain, scorer, args.deciles)
     print(f"scored {n} rows -> {args.output}", file=sys.stderr)
+    return 0
+
+# %% ../../nbs/06_cli.ipynb #9d25fda1
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from churnlab import serve
+
+    app = serve.create_app(args.model or os.environ.get("CHURNLAB_MODEL_URI"))
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
+                timeout_graceful_shutdown=30, log_level="info")
     return 0
 
 # %% ../../nbs/06_cli.ipynb #964099ac
@@ -182,10 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="score a CSV or Parquet file")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--model", default=None, help="model folder or MLflow URI (default artifacts/model)")
+    p.add_argument("--model", default=None, help="model folder or MLflow URI (default $CHURNLAB_MODEL_URI, "
+                   "else artifacts/model)")
     p.add_argument("--chunk-rows", type=int, default=100_000)
     p.add_argument("--explain", type=int, default=0, metavar="K", help="add each row's top K reason codes")
+    p.add_argument("--deciles", action="store_true", help="add each row's score decile in the file (1 = highest)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("serve", help="serve the model over HTTP (FastAPI + uvicorn)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    p.add_argument("--model", default=None, help="model folder or MLflow URI (default $CHURNLAB_MODEL_URI, "
+                   "serve.model_uri, the registry's champion, then artifacts/model)")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="check a data file against the training contract")
     p.add_argument("path")
     p.set_defaults(func=cmd_validate)

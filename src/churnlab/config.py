@@ -13,7 +13,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'load_params', 'params_section', 'tracking_uri',
-           'tune_storage', 'atomic_write_bytes', 'atomic_write_text']
+           'tune_storage', 'service_root', 'prediction_log_url', 'atomic_write_bytes', 'atomic_write_text']
 
 # %% ../../nbs/00_config.ipynb #10c2351c
 def repo_root(start: Path | str | None = None) -> Path:
@@ -62,6 +62,20 @@ def tune_storage(storage: str, root: Path | None = None) -> str:
     "The study storage: `$CHURNLAB_TUNE_STORAGE` or `storage`; a file path resolved against the store root."
     chosen = os.environ.get("CHURNLAB_TUNE_STORAGE") or storage
     return chosen if "://" in chosen else str((root or store_root()) / chosen)
+
+# %% ../../nbs/00_config.ipynb #563c8094
+def service_root() -> Path:
+    "The store root of a project checkout, else (a container) the working directory."
+    try:
+        return store_root()
+    except FileNotFoundError:
+        return Path.cwd()
+
+
+def prediction_log_url(root: Path | None = None) -> str:
+    "`$CHURNLAB_PREDICTION_LOG_URL`, else SQLite `logs/predictions.sqlite` under `root` (the service root)."
+    path = (root or service_root()) / "logs" / "predictions.sqlite"
+    return os.environ.get("CHURNLAB_PREDICTION_LOG_URL") or f"sqlite:///{path}"
 
 # %% ../../nbs/00_config.ipynb #afa877a9
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

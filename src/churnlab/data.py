@@ -25,8 +25,8 @@ from sklearn.model_selection import (
 # %% auto #0
 __all__ = ['ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables', 'encode_target', 'infer_role',
            'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
-           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'flag_novelties',
-           'split_frame', 'prepare_splits', 'cv_splitter', 'write_default_data']
+           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'novelty_matrix',
+           'flag_novelties', 'split_frame', 'prepare_splits', 'cv_splitter', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 @dataclass
@@ -151,13 +151,15 @@ def infer_contract(
     id_columns: list[str] | None = None,
     date_columns: list[str] | None = None,
     drop_columns: list[str] | None = None,
+    bounds: dict[str, dict[str, float]] | None = None,
     max_categories: int = 50,
 ) -> dict[str, Any]:
-    "Infer the data contract (roles and dtypes of every column) from a raw frame."
+    """Infer the data contract (roles and dtypes of every column) from a raw frame; `bounds` declares
+    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break."""
     check_target(frame, target, positive_label)
     declared = {c: "id" for c in id_columns or []} | {c: "date" for c in date_columns or []}
     drop = set(drop_columns or [])
-    missing = [c for c in [*declared, *drop] if c not in frame.columns]
+    missing = [c for c in [*declared, *drop, *(bounds or {})] if c not in frame.columns]
     if missing:
         raise DataContractError([ContractIssue(c, "declared column present", "named in params.yaml `data` "
                                                "but absent from the data") for c in missing])
@@ -167,6 +169,10 @@ def infer_contract(
             continue
         role = declared.get(name) or infer_role(frame[name], max_categories)
         columns[str(name)] = {"role": role, "dtype": _storage_dtype(frame[name], role)}
+    for name, limits in (bounds or {}).items():
+        if columns.get(name, {}).get("dtype") not in ("float", "int"):
+            raise DataContractError([ContractIssue(name, "numeric bounds", "data.bounds applies to numeric columns")])
+        columns[name]["bounds"] = {side: float(limits[side]) for side in ("min", "max") if limits.get(side) is not None}
     classes = sorted({_label_text(v) for v in frame[target].dropna()})
     return {
         "target": target, "positive_label": _label_text(positive_label), "classes": classes,
@@ -288,25 +294,37 @@ def learn_domain(contract: dict[str, Any], train: pd.DataFrame, max_listed: int 
     for name, spec in contract["columns"].items():
         spec = dict(spec)
         column = train[name]
+        spec["missing_share"] = round(float(column.isna().mean()), 6)
         if spec["dtype"] in ("float", "int"):
             spec["min"], spec["max"] = float(column.min()), float(column.max())
-            spec["missing_share"] = round(float(column.isna().mean()), 6)
         elif spec["role"] in ("categorical", "high_cardinality") and column.nunique() <= max_listed:
             spec["categories"] = sorted(column.dropna().astype("str").unique().tolist())
         columns[name] = spec
     return {**contract, "columns": columns}
 
 
+def novelty_matrix(columns: Any, contract: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """The contract columns present in `columns` (a frame, or a mapping of column arrays) and a rows x
+    columns matrix: True where a value is outside the training range or a level training never saw."""
+    names = [c for c in contract["columns"] if c in columns]
+    n = len(columns[names[0]]) if names else 0
+    matrix = np.zeros((n, len(names)), dtype=bool)
+    for j, name in enumerate(names):
+        spec, values = contract["columns"][name], columns[name]
+        if "min" in spec:
+            numbers = np.asarray(values, dtype=float)
+            matrix[:, j] = (numbers < spec["min"]) | (numbers > spec["max"])
+        elif "categories" in spec:  # a set lookup per value: cheap for one record and for a million
+            known = set(spec["categories"])
+            matrix[:, j] = np.fromiter((v is not None and v == v and str(v) not in known for v in values),
+                                       dtype=bool, count=n)  # v == v: not NaN
+    return names, matrix
+
+
 def flag_novelties(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
     "Per row, the columns holding a value outside the training range or an unseen category."
-    flags = pd.DataFrame(False, index=frame.index, columns=[c for c in contract["columns"] if c in frame])
-    for name in flags.columns:
-        spec, column = contract["columns"][name], frame[name]
-        if "min" in spec:
-            flags[name] = (column < spec["min"]) | (column > spec["max"])
-        elif "categories" in spec:
-            flags[name] = column.notna() & ~column.astype("str").isin(spec["categories"])
-    return flags
+    names, matrix = novelty_matrix(frame, contract)
+    return pd.DataFrame(matrix, index=frame.index, columns=names)
 
 # %% ../../nbs/01_data.ipynb #00c37dd6
 def split_frame(

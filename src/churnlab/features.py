@@ -27,21 +27,35 @@ __all__ = ['log', 'ContractCoercer', 'feature_spec', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
-    "Select the contract's feature columns and give them the contract's dtypes."
+    "Select the contract's feature columns, give them the contract's dtypes, clip numbers to a finite envelope."
 
-    def __init__(self, dtypes: dict[str, str] | None = None):
+    def __init__(self, dtypes: dict[str, str] | None = None, envelope: float = 10.0):
         self.dtypes = dtypes
+        self.envelope = envelope
+
+    def _coerce(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.dtypes if c not in X.columns]
+        if missing:
+            raise KeyError(f"input lacks feature column(s) {missing}")
+        return clean_frame(X, {"target": None, "columns": {c: {"dtype": d} for c, d in self.dtypes.items()}})
 
     def fit(self, X: pd.DataFrame, y=None):
+        clean, self.limits_ = self._coerce(X), {}
+        for name in [c for c, dtype in self.dtypes.items() if dtype in ("float", "int")]:
+            values = clean[name].to_numpy(dtype=float, na_value=np.nan)
+            if np.isfinite(values).any():
+                low, high = float(np.nanmin(values)), float(np.nanmax(values))
+                pad = self.envelope * max(high - low, 1.0)
+                self.limits_[name] = (low - pad, high + pad)
         self.n_features_in_ = len(self.dtypes)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        contract = {"target": None, "columns": {c: {"dtype": d} for c, d in self.dtypes.items()}}
-        missing = [c for c in self.dtypes if c not in X.columns]
-        if missing:
-            raise KeyError(f"input lacks feature column(s) {missing}")
-        return clean_frame(X, contract)
+        clean = self._coerce(X)
+        for name, (low, high) in getattr(self, "limits_", {}).items():  # models saved before the envelope: none
+            if pd.api.types.is_float_dtype(clean[name]):
+                clean[name] = clean[name].clip(low, high)
+        return clean
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(list(self.dtypes), dtype=object)

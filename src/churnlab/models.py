@@ -5,6 +5,7 @@
 # %% ../../nbs/03_models.ipynb #1b976c8a
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,8 @@ from .features import build_preprocessor
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_pipeline', 'single_record_latency_ms',
            'cross_validate', 'fit_model', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated',
            'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means',
-           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'score']
+           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files',
+           'artifact_sha256', 'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -287,6 +289,36 @@ def untrusted_types(directory: str | Path) -> list[str]:
     import skops.io as sio
 
     return sio.get_untrusted_types(file=Path(directory) / MODEL_FILE)
+
+# %% ../../nbs/03_models.ipynb #867c9ba3
+def artifact_files(directory: str | Path) -> list[Path]:
+    "The files `load_model` reads from a model folder, sorted by name."
+    directory = Path(directory)
+    meta = directory / META_FILE if (directory / META_FILE).exists() else directory / "MLmodel"
+    return sorted([directory / MODEL_FILE, meta], key=lambda p: p.name)
+
+
+def artifact_sha256(directory: str | Path) -> str:
+    "SHA-256 of the `sha256sum` listing of the artifact's files (see above)."
+    listing = ""
+    for path in artifact_files(directory):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        listing += f"{digest.hexdigest()}  {path.name}\n"
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def dvc_dir_md5(directory: str | Path) -> str:
+    "DVC's hash of a folder output, as `dvc.lock` records it: md5 of its sorted (md5, relpath) listing."
+    directory = Path(directory)
+    entries = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        entries.append({"md5": hashlib.md5(path.read_bytes()).hexdigest(),
+                        "relpath": path.relative_to(directory).as_posix()})
+    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True)
+    return hashlib.md5(listing.encode()).hexdigest() + ".dir"
 
 # %% ../../nbs/03_models.ipynb #74d4949f
 def score(pipeline: Pipeline, frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
