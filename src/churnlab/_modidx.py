@@ -184,6 +184,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'churnlab.serve._Refused': ('serve.html#_refused', 'churnlab/serve.py'),
                                 'churnlab.serve._Refused.__init__': ('serve.html#_refused.__init__', 'churnlab/serve.py'),
                                 'churnlab.serve._Trees': ('serve.html#_trees', 'churnlab/serve.py'),
+                                'churnlab.serve._Trees._raw': ('serve.html#_trees._raw', 'churnlab/serve.py'),
                                 'churnlab.serve._Trees.raw': ('serve.html#_trees.raw', 'churnlab/serve.py'),
                                 'churnlab.serve._compile_lookup': ('serve.html#_compile_lookup', 'churnlab/serve.py'),
                                 'churnlab.serve._compile_numeric': ('serve.html#_compile_numeric', 'churnlab/serve.py'),
