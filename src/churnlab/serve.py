@@ -435,12 +435,12 @@ class PredictionLog:
 
     COLUMNS = ("request_id", "idx", "ts", "model_version", "features", "probability", "prediction", "flags")
 
-    def __init__(self, url: str, max_rows: int = 5000, linger_s: float = 0.05, retries: int = 5):
+    def __init__(self, url: str, fallback: Path, max_rows: int = 5000, linger_s: float = 0.05, retries: int = 5):
         from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event
 
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.max_rows, self.linger_s, self.retries = max_rows, linger_s, retries
+        self.fallback, self.max_rows, self.linger_s, self.retries = fallback, max_rows, linger_s, retries
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":  # readers (the monitor) never block the writer
             event.listen(self.engine, "connect", lambda conn, _: conn.executescript(
@@ -489,9 +489,8 @@ class PredictionLog:
             except Exception:
                 log.exception("prediction log write failed (attempt %d of %d)", attempt + 1, self.retries)
                 time.sleep(0.2 * 2**attempt)
-        fallback = config.service_root() / "logs" / "predictions.failed.jsonl"
-        fallback.parent.mkdir(parents=True, exist_ok=True)
-        with open(fallback, "ab") as f:
+        self.fallback.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.fallback, "ab") as f:
             f.write(b"".join(orjson.dumps(dict(zip(self.COLUMNS, row, strict=True))) + b"\n" for row in batch))
 
     def close(self) -> None:
@@ -811,7 +810,8 @@ def create_app(model: str | None = None, root: Path | None = None, settings: Ser
     served = load_served(model or settings.model_uri, root, settings.model_sha256, settings.max_batch_size)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    metrics, predictions = ServiceMetrics(), PredictionLog(settings.log_url)
+    metrics = ServiceMetrics()
+    predictions = PredictionLog(settings.log_url, root / "logs" / "predictions.failed.jsonl")
     metrics.served(served)
 
     @asynccontextmanager
