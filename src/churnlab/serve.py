@@ -104,7 +104,6 @@ def _registry_source(uri: str) -> ModelSource:
     match = _MODELS_URI.match(uri)
     if not match:
         raise ValueError(f"model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    mlflow.set_tracking_uri(config.tracking_uri())
     client, name, alias = MlflowClient(), match["name"], match["alias"]
     if alias:
         version = client.get_model_version_by_alias(name, alias)
@@ -120,12 +119,12 @@ def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> 
     "The model to serve (see above), with its expected hashes; `sha256` is `$CHURNLAB_MODEL_SHA256`."
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri())  # the registry lookups below (and alias checks later) use it
     schema = root / "artifacts/prepared/schema.json"
     if model is None and schema.exists():
         name = track.registered_name(data.contract_fingerprint(orjson.loads(schema.read_bytes())))
-        import mlflow
-
-        mlflow.set_tracking_uri(config.tracking_uri())
         model = f"models:/{name}@champion" if track.alias_version(name) else None
     if model is not None and model.startswith("models:/"):
         source = _registry_source(model)
