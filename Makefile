@@ -21,7 +21,7 @@ help:
 	@echo "make repro   - setup, default data when absent, dvc repro"
 	@echo "make serve   - the model service on PORT (default 8000): the registry's champion, else artifacts/model"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
-	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, datasets (QUICK=1: short)"
+	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring, datasets (QUICK=1: short)"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
@@ -92,6 +92,7 @@ bench: setup $(DATA)
 	$(PY) bench/nn.py $(if $(QUICK),--quick,)
 	$(PY) bench/tune.py $(if $(QUICK),--quick,)
 	$(PY) bench/serve.py $(if $(QUICK),--quick,)
+	$(PY) bench/monitor.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
 	$(if $(QUICK),,$(PY) bench/datasets.py)
 

@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "seed_style.json"))
     args = parser.parse_args()
     params = config.load_params(root=ROOT)
-    raw = pd.read_csv(ROOT / params["data"]["path"])
+    raw = data.read_tables(data.expand_paths(params["data"]["path"], ROOT))
     n_boot = 200 if args.quick else 1000
     started = time.perf_counter()
 

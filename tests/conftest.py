@@ -60,6 +60,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CHURNLAB_STRICT=1: {report.longrepr}"
 
 
+def pytest_collection_modifyitems(items):
+    "Tests marked `mutates_pipeline` change the shared pipeline copy: they run after all the others."
+    items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def user_state_untouched():
     "The suite leaves the user's repository, MLflow store, DVC cache and logs as they were."

@@ -70,9 +70,11 @@ def site(pipeline) -> Path:
 
 def test_site_has_every_page(site):
     pages = {str(p.relative_to(site)) for p in site.rglob("*.html")}
-    modules = ("config", "data", "features", "models", "nn", "tune", "evaluate", "track", "serve", "cli")
+    modules = ("config", "data", "features", "models", "nn", "tune", "evaluate", "track", "serve", "monitor", "cli")
     api = {f"api/{m}.html" for m in modules}
-    reports = {f"reports/{s}.html" for s in ("prepare", "featurize", "tune", "train", "evaluate", "model_card")}
+    reports = {
+        f"reports/{s}.html" for s in ("prepare", "featurize", "tune", "train", "evaluate", "monitor", "model_card")
+    }
     guides = {"guides/byod.html", "guides/cluster.html"}
     assert {"index.html", "pipeline.html", "experiments.html"} | api | reports | guides <= pages
     assert "def infer_contract(" in _text(site / "api" / "data.html")

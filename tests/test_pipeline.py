@@ -73,7 +73,7 @@ def test_stage_notebook_outputs_and_ids_do_not_make_stages_stale(pipeline):
 # DVC reports a stage as changed when one of ITS dependencies changed; its descendants re-run
 # when the outputs they read actually change (dvc repro propagates, dvc status cannot know yet).
 # So "stale" below is: dvc status lists exactly the stage, and nothing outside its descendants.
-@pytest.mark.parametrize("stage", ["prepare", "featurize", "tune", "train", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "featurize", "tune", "train", "evaluate", "monitor"])
 def test_code_change_in_one_stage_notebook_makes_only_it_and_descendants_stale(pipeline, stage):
     _, downstream = pipeline_graph(pipeline)
     path = pipeline / "nbs" / "stages" / f"{stage}.py"
@@ -120,7 +120,15 @@ def _mutated(value):
     return f"{value}_mutated" if value is not None else 1
 
 
-READ_OUTSIDE_THE_PIPELINE = {"serve"}  # read by `churnlab serve`: changing it must leave every stage fresh
+# Read by `churnlab serve` / `churnlab monitor` only: changing one must leave every stage fresh.
+READ_OUTSIDE_THE_PIPELINE = (
+    "serve",
+    "monitor.retrain",
+    "monitor.webhook_url",
+    "monitor.pushgateway_url",
+    "monitor.textfile",
+    "monitor.history_url",
+)
 
 
 def test_each_params_key_makes_exactly_its_declared_consumers_stale(pipeline):
@@ -137,7 +145,8 @@ def test_each_params_key_makes_exactly_its_declared_consumers_stale(pipeline):
                 for s, spec in stages.items()
                 if any(dotted == p or dotted.startswith(f"{p}.") for p in spec.get("params", []))
             }
-            assert consumers or key[0] in READ_OUTSIDE_THE_PIPELINE, f"params key {dotted} is read by no stage"
+            outside = any(dotted == p or dotted.startswith(f"{p}.") for p in READ_OUTSIDE_THE_PIPELINE)
+            assert consumers or outside, f"params key {dotted} is read by no stage"
             reachable = set().union(*(downstream[s] for s in consumers))
             changed = yaml.safe_load(original)
             node = changed
@@ -193,7 +202,7 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
             trials.append(r)
         else:
             latest.setdefault(r.data.tags["dvc_stage"], r)
-    assert set(latest) == {"prepare", "featurize", "tune", "train", "evaluate"}
+    assert set(latest) == {"prepare", "featurize", "tune", "train", "evaluate", "monitor"}
     tune_runs = {r.info.run_id for r in runs if r.data.tags.get("dvc_stage") == "tune"}
     numbers = {int(t.data.tags["optuna_trial"]) for t in trials if t.data.tags["mlflow.parentRunId"] in tune_runs}
     assert numbers == set(range(TEST_PROFILE["tune"]["n_trials"])) and all(t.data.params for t in trials)
@@ -279,5 +288,5 @@ def test_dvc_experiment_sweep_compares_in_exp_show_and_logs_to_the_real_store(pi
     text = json.dumps(shown)
     assert "rf-sweep" in text and "random_forest" in text
     runs = client.search_runs([experiment.experiment_id], "tags.dvc_exp_name = 'rf-sweep'")
-    assert {r.data.tags["dvc_stage"] for r in runs} == {"train", "evaluate"}
-    assert len(client.search_runs([experiment.experiment_id])) == before + 2
+    assert {r.data.tags["dvc_stage"] for r in runs} == {"train", "evaluate", "monitor"}
+    assert len(client.search_runs([experiment.experiment_id])) == before + 3

@@ -8,18 +8,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import config, data, models
+from . import config, data, models, monitor
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
-           'training_rows', 'tuning_session', 'cmd_tune', 'build_parser', 'main']
+           'training_rows', 'tuning_session', 'cmd_tune', 'monitoring_window', 'window_labels', 'publish',
+           'write_figures', 'retrain', 'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -210,6 +213,131 @@ def cmd_tune(args) -> int:
     return 0
 
 # %% ../../nbs/06_cli.ipynb #1cb0437d
+def monitoring_window(current: str, root: Path, since: str | None, until: str | None) -> tuple[pd.DataFrame, str]:
+    "The window `--current` names (a file, `predictions`, or a database URL) and its default source label."
+    if current == "predictions" or "://" in current:
+        url = config.prediction_log_url(root) if current == "predictions" else current
+        window = monitor.read_prediction_log(url, since, until)
+        if window.empty:
+            raise ValueError(f"the prediction log has no rows{f' since {since}' if since else ''}")
+        return window, "predictions"
+    path = config.resolve(current, Path.cwd())
+    return data.read_table(path), path.name
+
+
+def window_labels(window: pd.DataFrame, labels_path: str | None, contract: dict) -> pd.Series | None:
+    "The window's label text (missing where none arrived), or None when it has no labels at all."
+    target = contract["target"]
+    if labels_path:
+        ids = [c for c, s in contract["columns"].items() if s["role"] == "id"]
+        raw = monitor.join_labels(window, data.read_table(config.resolve(labels_path, Path.cwd())), target, ids)
+    elif target in window.columns:
+        raw = window[target]
+    else:
+        return None
+    labels = data.clean_frame(pd.DataFrame({target: raw}), contract)[target]
+    unknown = labels.notna() & ~labels.isin(contract["classes"])
+    if unknown.any():
+        raise ValueError(f"labels: {int(unknown.sum())} values outside the classes {contract['classes']}, e.g. "
+                         f"{labels[unknown].iloc[0]!r} at row {int(np.flatnonzero(unknown)[0])}")
+    return labels
+
+
+def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str]:
+    "History, Prometheus textfile and Pushgateway, webhook (on alerts); the delivery failures, if any."
+    from prometheus_client import push_to_gateway, write_to_textfile
+
+    monitor.append_history(config.monitoring_history_url(settings.get("history_url")), report, source, ts.isoformat())
+    registry = monitor.metrics_registry(report, source, ts.timestamp())
+    if settings.get("textfile"):
+        path = config.resolve(settings["textfile"], config.store_root())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), registry)  # writes a temporary file and renames it
+    failures = []
+    if settings.get("pushgateway_url"):
+        try:
+            push_to_gateway(settings["pushgateway_url"], job="churnlab_monitor", registry=registry, timeout=10)
+        except OSError as e:
+            failures.append(f"Pushgateway {settings['pushgateway_url']}: {e}")
+    webhook = os.environ.get("CHURNLAB_WEBHOOK_URL") or settings.get("webhook_url")
+    if webhook and report["alerts"]:
+        try:
+            monitor.post_json(webhook, monitor.alert_payload(report, source))
+        except OSError as e:
+            failures.append(f"webhook {webhook}: {e}")
+    return failures
+
+
+def write_figures(folder: Path, profile: dict, window: pd.DataFrame, report: dict, settings: dict) -> None:
+    "`features.png` (reference vs window, per column) and `history.png` (every recorded run over time)."
+    folder.mkdir(parents=True, exist_ok=True)
+    monitor.plot_window(profile, window, report["features"], f"{report['source']}: reference vs window").savefig(
+        folder / "features.png")
+    history = monitor.read_history(config.monitoring_history_url(settings.get("history_url")))
+    monitor.plot_history(history, monitor.history_thresholds(settings)).savefig(folder / "history.png")
+
+
+def retrain(batch: pd.DataFrame, root: Path) -> dict:
+    """Write the labelled batch to `data/production/<date>.parquet`, make it a new DVC data version
+    (`dvc add data`, `dvc push` when a remote is set), reproduce the pipeline; the promotion result."""
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    path = monitor.production_path(root / "data" / "production", datetime.now(UTC).strftime("%Y-%m-%d"))
+    config.atomic_write_bytes(path, batch.to_parquet(index=False))
+    print(f"retrain: {len(batch)} labelled rows -> {path.relative_to(root)}", file=sys.stderr)
+    for step in (["add", "data"], ["repro"]):
+        subprocess.run([*dvc, *step], cwd=root, check=True)
+    if subprocess.run([*dvc, "remote", "list"], cwd=root, capture_output=True, text=True).stdout.strip():
+        subprocess.run([*dvc, "push"], cwd=root, check=True)
+    return json.loads((root / "reports" / "promotion.json").read_text())
+
+
+def cmd_monitor(args) -> int:
+    root = config.repo_root()
+    settings = config.params_section("monitor", root=root)
+    pipeline, meta = models.load_model(config.resolve(args.model or "artifacts/model", root))
+    contract = meta["contract"]
+    raw, source = monitoring_window(args.current, root, *map(monitor.since_timestamp, (args.since, args.until)))
+    if problems := data.check_values(raw, contract):
+        raise data.DataContractError(problems)
+    window = data.clean_frame(raw, contract)
+    profile, score_profile, sample = monitor.read_reference(config.resolve("artifacts/reference", root))
+    if args.reference:
+        reference = data.clean_frame(data.read_table(config.resolve(args.reference, Path.cwd())), contract)
+        profile, sample = monitor.profile_reference(reference, contract), reference
+    scores = (raw["probability"].to_numpy(dtype=float) if "probability" in raw.columns
+              else models.score(pipeline, window, meta["threshold"])["probability"].to_numpy())
+    labels = window_labels(raw, args.labels, contract)
+    encoded = None if labels is None else np.where(
+        labels.notna(), data.encode_target(labels.fillna(""), contract["positive_label"]), np.nan)
+    metrics_path = config.resolve("reports/metrics.json", root)
+    report = monitor.monitor_window(
+        profile, window, settings, scores=scores, score_profile=score_profile, labels=encoded,
+        reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
+        baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
+    now = datetime.now(UTC)
+    fires, why = monitor.retrain_decision(report, settings["retrain"])
+    report = {"source": args.source or source, "created_at": now.isoformat(),
+              "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"]},
+              **report, "retrain": {"decision": fires, "reason": why}}
+    text = json.dumps(report, indent=2, default=float) + "\n"
+    if args.output:
+        config.atomic_write_text(config.resolve(args.output, Path.cwd()), text)
+    else:
+        sys.stdout.write(text)
+    for failure in publish(report, settings, report["source"], now):
+        print(f"churnlab monitor: delivery failed: {failure}", file=sys.stderr)
+    if args.figures:
+        write_figures(config.resolve(args.figures, Path.cwd()), profile, window, report, settings)
+    print(f"{report['source']}: {report['rows']} rows, drift share {report['drift_share']:.2f}, "
+          f"alerts {[a['type'] for a in report['alerts']]}; retrain: {why}", file=sys.stderr)
+    if args.retrain and fires:
+        existing = data.read_tables(data.expand_paths(config.params_section("data", root=root)["path"], root))
+        ids = {c: set(existing[c]) for c, s in contract["columns"].items() if s["role"] == "id"}
+        promotion = retrain(monitor.labelled_batch(window, labels, contract, ids), root)
+        print(f"retrain: registered v{promotion['registered_version']}; {promotion['reason']}", file=sys.stderr)
+    return 1 if args.fail_on_alert and report["alerts"] else 0
+
+# %% ../../nbs/06_cli.ipynb #3be3a1b7
 def build_parser() -> argparse.ArgumentParser:
     "The `churnlab` argument parser."
     parser = argparse.ArgumentParser(prog="churnlab", description=__doc__ or "Churnlab command line")
@@ -240,6 +368,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="join the configured Optuna study as one more worker")
     p.add_argument("--n-trials", type=int, default=10, help="trials this worker adds (default 10)")
     p.set_defaults(func=cmd_tune)
+    p = sub.add_parser("monitor", help="drift, prediction drift and performance of a window; alerts; retraining")
+    p.add_argument("--current", required=True, help="CSV/Parquet file, `predictions` (the serving log) or a DB URL")
+    p.add_argument("--since", default=None, help="log rows from this time: ISO time or a look-back (24h, 7d)")
+    p.add_argument("--until", default=None, help="log rows before this time")
+    p.add_argument("--reference", default=None, help="a data file to compare against (default: artifacts/reference)")
+    p.add_argument("--labels", default=None, help="CSV/Parquet of labels keyed by request_id (+ idx) or the ids")
+    p.add_argument("--model", default=None, help="model folder scoring a window without scores (artifacts/model)")
+    p.add_argument("--output", default=None, help="write the JSON report here (default: stdout)")
+    p.add_argument("--source", default=None, help="the window's name in the history (default: file name)")
+    p.add_argument("--figures", default=None, metavar="DIR", help="write features.png and history.png here")
+    p.add_argument("--no-multivariate", action="store_true", help="skip the domain classifier")
+    p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when there is an alert")
+    p.add_argument("--retrain", action="store_true", help="when the retraining rule holds: add the labelled "
+                   "batch under data/production/, dvc add, dvc repro (promotion through the gate)")
+    p.set_defaults(func=cmd_monitor)
     p = sub.add_parser("init", help="create and migrate the MLflow store")
     p.set_defaults(func=cmd_init)
     return parser

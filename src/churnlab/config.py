@@ -13,7 +13,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'load_params', 'params_section', 'tracking_uri',
-           'tune_storage', 'service_root', 'prediction_log_url', 'atomic_write_bytes', 'atomic_write_text']
+           'tune_storage', 'service_root', 'prediction_log_url', 'monitoring_history_url', 'atomic_write_bytes',
+           'atomic_write_text']
 
 # %% ../../nbs/00_config.ipynb #10c2351c
 def repo_root(start: Path | str | None = None) -> Path:
@@ -76,6 +77,13 @@ def prediction_log_url(root: Path | None = None) -> str:
     "`$CHURNLAB_PREDICTION_LOG_URL`, else SQLite `logs/predictions.sqlite` under `root` (the service root)."
     path = (root or service_root()) / "logs" / "predictions.sqlite"
     return os.environ.get("CHURNLAB_PREDICTION_LOG_URL") or f"sqlite:///{path}"
+
+
+def monitoring_history_url(configured: str | None = None, root: Path | None = None) -> str:
+    """`$CHURNLAB_MONITORING_HISTORY_URL`, else `configured` (`monitor.history_url`), else SQLite
+    `logs/monitoring.sqlite` under the store root."""
+    return (os.environ.get("CHURNLAB_MONITORING_HISTORY_URL") or configured
+            or f"sqlite:///{(root or store_root()) / 'logs' / 'monitoring.sqlite'}")
 
 # %% ../../nbs/00_config.ipynb #afa877a9
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

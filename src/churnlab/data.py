@@ -52,14 +52,17 @@ class DataContractError(ValueError):
 
 # %% ../../nbs/01_data.ipynb #30d916e2
 def expand_paths(spec: str | list[str], root: Path) -> list[Path]:
-    "Files named by a path, a list of paths, or globs, relative to `root`; sorted, each checked."
+    """Files named by a path, a list of paths, or globs, relative to `root`; sorted. A plain path must
+    exist; a glob may match nothing (e.g. `data/production/*.parquet` before the first retraining)."""
     specs = [spec] if isinstance(spec, str) else list(spec)
     paths: list[Path] = []
     for s in specs:
         matches = sorted(glob.glob(str(root / s), recursive=True))
-        if not matches:
+        if not matches and not glob.has_magic(s):
             raise FileNotFoundError(f"data.path '{s}' matches no file under {root}")
         paths += [Path(m) for m in matches if Path(m).is_file()]
+    if not paths:
+        raise FileNotFoundError(f"data.path {spec!r} matches no file under {root}")
     return paths
 
 

@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: churnlab
+#     language: python
+#     name: churnlab
+# ---
+
+# %% [markdown]
+# # Monitor: the reference profile and the monitoring loop on demo batches
+#
+# Writes the reference every `churnlab monitor` run compares against (`artifacts/reference/`: the
+# training features' profile, the out-of-sample test scores' profile, a row sample), then monitors
+# two production batches made deterministically from the **holdout** split: one unchanged, and one
+# with a **simulated** shift (`monitor.demo_shift` in `params.yaml`). Neither is real production
+# data. Results: `reports/monitoring.json` (top level: the unchanged batch; `simulated_batches`: the
+# shifted one), plots in `reports/monitoring/`, one row per batch in the monitoring history.
+
+# %% tags=["parameters"]
+section = "monitor"
+
+# %%
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from churnlab import config, data, models, monitor, track
+
+root = config.repo_root()
+settings = config.params_section(section, root=root)
+pipeline, meta = models.load_model(config.resolve("artifacts/model", root))
+contract = meta["contract"]
+train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))
+holdout = pd.read_parquet(config.resolve("artifacts/prepared/holdout.parquet", root))
+test_scores = pd.read_parquet(config.resolve("artifacts/evaluate/test_scores.parquet", root))
+baseline = json.loads(config.resolve("reports/metrics.json", root).read_text())
+
+# %% [markdown]
+# ## The reference (computed once, reused by every monitoring run)
+
+# %%
+profile = monitor.profile_reference(train, contract)
+score_profile = monitor.numeric_profile(test_scores["probability"].to_numpy())
+sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
+monitor.write_reference(config.resolve("artifacts/reference", root), profile, score_profile, sample)
+display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['rows']:,} training rows; "
+                 f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f})"))
+
+# %% [markdown]
+# ## Demo batches from holdout (the shifted one is simulated)
+
+# %%
+holdout_scores = models.score(pipeline, holdout, meta["threshold"])["probability"].to_numpy()
+key = monitor.key_numeric_column(holdout, holdout_scores, monitor.monitored_columns(contract))
+shift = monitor.demo_shift(settings["demo_shift"], list(holdout.columns), key)
+shifted, notes = monitor.apply_shift(holdout, shift, profile, settings["seed"])
+batches = {"unchanged": (holdout, []), "shifted": (shifted, notes)}
+display(Markdown(f"Simulated shift: {'; '.join(notes)}"))
+
+# %%
+reports = {}
+for name, (batch, what) in batches.items():
+    scores = models.score(pipeline, batch, meta["threshold"])["probability"].to_numpy()
+    labels = data.encode_target(batch[contract["target"]], contract["positive_label"])
+    report = monitor.monitor_window(profile, batch, settings, scores=scores, score_profile=score_profile,
+                                    reference_sample=sample, labels=labels, threshold=meta["threshold"],
+                                    baseline=baseline)
+    reports[name] = {**report, "batch": name, "simulated": bool(what), "shift": what}
+    display(Markdown(f"### {name}{' (simulated)' if what else ''}: dataset drift **{report['dataset_drift']}** "
+                     f"(share {report['drift_share']:.2f}); alerts: {[a['type'] for a in report['alerts']]}"))
+    display(pd.DataFrame(report["features"]).T[["method", "statistic", "p_value", "p_value_adjusted", "drift"]])
+    figure = monitor.plot_window(profile, batch, report["features"], f"{name}: reference (training) vs batch")
+    path = config.resolve(f"reports/monitoring/{name}.png", root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={"Software": None})
+    display(Image(filename=str(path)))
+
+# %% [markdown]
+# ## Predictions and performance
+
+# %%
+display(pd.DataFrame({n: {"score PSI": r["prediction_drift"]["statistic"], "mean score": r["prediction_drift"]["mean"],
+                          "domain AUC": r["multivariate"]["roc_auc"],
+                          **{f"{k} (drop)": r["performance"]["drop"][k] for k in r["performance"]["drop"]}}
+                      for n, r in reports.items()}).T.style.format("{:.4f}"))
+
+# %% [markdown]
+# ## History (every monitoring run, demo batches included, labelled by source)
+
+# %%
+history_url = config.monitoring_history_url(settings.get("history_url"))
+now = datetime.now(UTC).isoformat()
+for name, report in reports.items():
+    monitor.append_history(history_url, report, f"demo:{name}", now)
+history = monitor.read_history(history_url)
+display(monitor.plot_history(history, monitor.history_thresholds(settings)))
+
+# %%
+with track.stage_run("monitor", settings, root):
+    import mlflow
+
+    for name, report in reports.items():
+        mlflow.log_metrics({f"{name}_{k}": float(v) for k, v in monitor.headline(report).items() if v is not None})
+    mlflow.log_dict(reports, "monitoring.json")
+config.atomic_write_text(config.resolve("reports/monitoring.json", root), json.dumps(
+    {**reports["unchanged"], "simulated_batches": {"shifted": reports["shifted"]}}, indent=2, default=float) + "\n")
