@@ -1,4 +1,4 @@
-"""Drift-monitoring benchmark (`make bench`; `QUICK=1`: 50 resamples instead of 200).
+"""Drift-monitoring benchmark (`make bench`; `QUICK=1`: 20 resamples instead of 200).
 
 A synthetic population of 50 columns (10 normal, 10 log-normal, 10 integer-valued Poisson, 20
 categorical with 2 to 40 levels; 5% missing values in a few columns). Reference and current windows
@@ -59,7 +59,7 @@ def draw(pop: dict, n: int, seed: int, shift: tuple[str, int] | None = None) -> 
         lam = lam + 0.2 * np.sqrt(lam) if shift == ("integer", 20 + j) else lam
         columns[f"x{20 + j}"] = rng.poisson(lam, n).astype(float)
     for j, p in enumerate(pop["categorical"]):
-        columns[f"c{j}"] = pd.array(np.char.add("L", rng.choice(len(p), n, p=p).astype(str)), dtype="str")
+        columns[f"c{j}"] = pd.array(LEVELS[rng.choice(len(p), n, p=p)], dtype="str")
     frame = pd.DataFrame(columns)
     for name in ("x3", "x14", "x25"):
         frame.loc[rng.random(n) < 0.05, name] = np.nan
@@ -67,6 +67,7 @@ def draw(pop: dict, n: int, seed: int, shift: tuple[str, int] | None = None) -> 
     return frame
 
 
+LEVELS = np.array([f"L{i}" for i in range(64)], dtype=object)
 CONTRACT = {
     "columns": {
         **{f"x{j}": {"role": "numeric"} for j in range(30)},
@@ -75,8 +76,7 @@ CONTRACT = {
 }
 
 
-def churnlab_flags(reference: pd.DataFrame, current: pd.DataFrame, settings: dict) -> set[str]:
-    profile = monitor.profile_reference(reference, CONTRACT)
+def churnlab_flags(profile: dict, current: pd.DataFrame, settings: dict) -> set[str]:
     features = monitor.feature_drift(
         profile,
         current,
@@ -84,6 +84,7 @@ def churnlab_flags(reference: pd.DataFrame, current: pd.DataFrame, settings: dic
         settings["test_max_rows"],
         settings["wasserstein_threshold"],
         settings["jensen_shannon_threshold"],
+        settings["missing_share_change"],
     )
     return {c for c, r in features.items() if r["drift"]}
 
@@ -115,12 +116,13 @@ def rates(pop: dict, settings: dict, resamples: int, n: int = 5_000) -> dict:
     for i in range(resamples):
         reference = draw(pop, n, 10_000 + i)
         current = draw(pop, n, 20_000 + i)
-        out["false_alarm"]["churnlab"] += bool(churnlab_flags(reference, current, settings))
+        profile = monitor.profile_reference(reference, CONTRACT)  # once per reference, as in production
+        out["false_alarm"]["churnlab"] += bool(churnlab_flags(profile, current, settings))
         out["false_alarm"]["tutorial"] += bool(tutorial_flags(reference, current))
         for kind, columns in KINDS.items():
             column = columns[i % 10]
             shifted = draw(pop, n, 30_000 + i, shift=(kind, column))
-            out[f"detect_{kind}"]["churnlab"] += f"x{column}" in churnlab_flags(reference, shifted, settings)
+            out[f"detect_{kind}"]["churnlab"] += f"x{column}" in churnlab_flags(profile, shifted, settings)
             out[f"detect_{kind}"]["tutorial"] += f"x{column}" in tutorial_flags(reference, shifted)
     return {k: {a: v / resamples for a, v in row.items()} for k, row in out.items()}
 
@@ -158,12 +160,12 @@ def timings(pop: dict, settings: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="50 resamples instead of 200")
+    parser.add_argument("--quick", action="store_true", help="20 resamples instead of 200")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "monitor.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")  # the tutorial's default method
     settings = config.params_section("monitor", root=ROOT)
-    resamples = 50 if args.quick else 200
+    resamples = 20 if args.quick else 200
     pop = population()
     started = time.perf_counter()
     result = {

@@ -147,6 +147,8 @@ def column_drift(profile: dict[str, Any], values, small_window: bool) -> dict[st
     numeric = profile["kind"] == "numeric"
     if not numeric:
         values = pd.Series(values)
+    elif not len(_present(values)):
+        return {"method": "all_missing", "statistic": 1.0, "p_value": None}
     if small_window:
         statistic, p_value = (ks_against_profile if numeric else chi_square_against_profile)(profile, values)
         return {"method": "ks" if numeric else "chi_square", "statistic": statistic, "p_value": p_value}
@@ -155,8 +157,10 @@ def column_drift(profile: dict[str, Any], values, small_window: bool) -> dict[st
 
 
 def feature_drift(profile: dict[str, Any], current: pd.DataFrame, alpha: float = 0.01, test_max_rows: int = 5000,
-                  wasserstein_threshold: float = 0.1, jensen_shannon_threshold: float = 0.1) -> dict[str, dict]:
-    "Per monitored column: method, statistic, p-value (raw and BH-adjusted) and the drift decision."
+                  wasserstein_threshold: float = 0.1, jensen_shannon_threshold: float = 0.1,
+                  missing_share_change: float = 0.1) -> dict[str, dict]:
+    """Per monitored column: method, statistic, p-value (raw and BH-adjusted) and the drift decision; a
+    column also drifts when its missing share moves by more than `missing_share_change`."""
     small = len(current) <= test_max_rows
     results = {name: column_drift(p, current[name], small) for name, p in profile["columns"].items()}
     tested = [r for r in results.values() if r["p_value"] is not None]
@@ -164,12 +168,14 @@ def feature_drift(profile: dict[str, Any], current: pd.DataFrame, alpha: float =
         adjusted = stats.false_discovery_control([r["p_value"] for r in tested], method="bh")
         for r, q in zip(tested, adjusted, strict=True):
             r["p_value_adjusted"] = float(q)
-    thresholds = {"wasserstein": wasserstein_threshold, "jensen_shannon": jensen_shannon_threshold}
+    thresholds = {"wasserstein": wasserstein_threshold, "jensen_shannon": jensen_shannon_threshold, "all_missing": 0}
     for name, r in results.items():
-        r["drift"] = bool(r["p_value_adjusted"] < alpha if r["p_value"] is not None
-                          else r["statistic"] > thresholds[r["method"]])
+        moved = (r["p_value_adjusted"] < alpha if r["p_value"] is not None
+                 else r["statistic"] > thresholds[r["method"]])
         r["missing_share"] = float(pd.isna(current[name]).mean())
         r["reference_missing_share"] = profile["columns"][name]["missing_share"]
+        r["missing_drift"] = abs(r["missing_share"] - r["reference_missing_share"]) > missing_share_change
+        r["drift"] = bool(moved or r["missing_drift"])
     return results
 
 
@@ -308,7 +314,8 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
                    threshold: float | None = None, baseline: dict[str, float] | None = None) -> dict[str, Any]:
     "The monitoring report of one window (the JSON `churnlab monitor` writes), alerts included."
     features = feature_drift(profile, current, settings["alpha"], settings["test_max_rows"],
-                             settings["wasserstein_threshold"], settings["jensen_shannon_threshold"])
+                             settings["wasserstein_threshold"], settings["jensen_shannon_threshold"],
+                             settings["missing_share_change"])
     drift, share = dataset_drift(features, settings["drift_share"])
     report: dict[str, Any] = {"rows": int(len(current)), "dataset_drift": drift, "drift_share": share,
                               "features": features, "prediction_drift": None, "multivariate": None,
