@@ -13,6 +13,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'churnlab.cli.cmd_validate': ('cli.html#cmd_validate', 'churnlab/cli.py'),
                               'churnlab.cli.iter_chunks': ('cli.html#iter_chunks', 'churnlab/cli.py'),
                               'churnlab.cli.main': ('cli.html#main', 'churnlab/cli.py'),
+                              'churnlab.cli.monitoring_run': ('cli.html#monitoring_run', 'churnlab/cli.py'),
                               'churnlab.cli.monitoring_window': ('cli.html#monitoring_window', 'churnlab/cli.py'),
                               'churnlab.cli.predict_file': ('cli.html#predict_file', 'churnlab/cli.py'),
                               'churnlab.cli.publish': ('cli.html#publish', 'churnlab/cli.py'),

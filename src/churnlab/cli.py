@@ -22,7 +22,7 @@ from . import config, data, models, monitor
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
            'training_rows', 'tuning_session', 'cmd_tune', 'monitoring_window', 'window_labels', 'publish',
-           'write_figures', 'retrain', 'cmd_monitor', 'build_parser', 'main']
+           'write_figures', 'retrain', 'monitoring_run', 'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -291,9 +291,8 @@ def retrain(batch: pd.DataFrame, root: Path) -> dict:
     return json.loads((root / "reports" / "promotion.json").read_text())
 
 
-def cmd_monitor(args) -> int:
-    root = config.repo_root()
-    settings = config.params_section("monitor", root=root)
+def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame, pd.Series | None, dict, dict]:
+    "The report on the window `args` names, with the cleaned window, its labels, the profile and the contract."
     pipeline, meta = models.load_model(config.resolve(args.model or "artifacts/model", root))
     contract = meta["contract"]
     raw, source = monitoring_window(args.current, root, *map(monitor.since_timestamp, (args.since, args.until)))
@@ -314,23 +313,29 @@ def cmd_monitor(args) -> int:
         profile, window, settings, scores=scores, score_profile=score_profile, labels=encoded,
         reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
         baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
-    now = datetime.now(UTC)
     fires, why = monitor.retrain_decision(report, settings["retrain"])
-    report = {"source": args.source or source, "created_at": now.isoformat(),
+    report = {"source": args.source or source, "created_at": datetime.now(UTC).isoformat(),
               "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"]},
               **report, "retrain": {"decision": fires, "reason": why}}
+    return report, window, labels, profile, contract
+
+
+def cmd_monitor(args) -> int:
+    root = config.repo_root()
+    settings = config.params_section("monitor", root=root)
+    report, window, labels, profile, contract = monitoring_run(args, root, settings)
     text = json.dumps(report, indent=2, default=float) + "\n"
     if args.output:
         config.atomic_write_text(config.resolve(args.output, Path.cwd()), text)
     else:
         sys.stdout.write(text)
-    for failure in publish(report, settings, report["source"], now):
+    for failure in publish(report, settings, report["source"], datetime.fromisoformat(report["created_at"])):
         print(f"churnlab monitor: delivery failed: {failure}", file=sys.stderr)
     if args.figures:
         write_figures(config.resolve(args.figures, Path.cwd()), profile, window, report, settings)
-    print(f"{report['source']}: {report['rows']} rows, drift share {report['drift_share']:.2f}, "
-          f"alerts {[a['type'] for a in report['alerts']]}; retrain: {why}", file=sys.stderr)
-    if args.retrain and fires:
+    print(f"{report['source']}: {report['rows']} rows, drift share {report['drift_share']:.2f}, alerts "
+          f"{[a['type'] for a in report['alerts']]}; retrain: {report['retrain']['reason']}", file=sys.stderr)
+    if args.retrain and report["retrain"]["decision"]:
         existing = data.read_tables(data.expand_paths(config.params_section("data", root=root)["path"], root))
         ids = {c: set(existing[c]) for c, s in contract["columns"].items() if s["role"] == "id"}
         promotion = retrain(monitor.labelled_batch(window, labels, contract, ids), root)
