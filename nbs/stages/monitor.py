@@ -63,13 +63,13 @@ holdout_scores = models.score(pipeline, holdout, meta["threshold"])["probability
 key = monitor.key_numeric_column(holdout, holdout_scores, monitor.monitored_columns(contract))
 shift = monitor.demo_shift(settings["demo_shift"], list(holdout.columns), key)
 shifted, notes = monitor.apply_shift(holdout, shift, profile, settings["seed"])
-batches = {"unchanged": (holdout, []), "shifted": (shifted, notes)}
+shifted_scores = models.score(pipeline, shifted, meta["threshold"])["probability"].to_numpy()
+batches = {"unchanged": (holdout, holdout_scores, []), "shifted": (shifted, shifted_scores, notes)}
 display(Markdown(f"Simulated shift: {'; '.join(notes)}"))
 
 # %%
 reports = {}
-for name, (batch, what) in batches.items():
-    scores = models.score(pipeline, batch, meta["threshold"])["probability"].to_numpy()
+for name, (batch, scores, what) in batches.items():
     labels = data.encode_target(batch[contract["target"]], contract["positive_label"])
     report = monitor.monitor_window(profile, batch, settings, scores=scores, score_profile=score_profile,
                                     reference_sample=sample, labels=labels, threshold=meta["threshold"],

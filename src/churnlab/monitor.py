@@ -19,7 +19,7 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from . import evaluate
+from . import config, evaluate
 
 # %% auto #0
 __all__ = ['MISSING', 'OTHER', 'PERFORMANCE_METRICS', 'monitored_columns', 'numeric_profile', 'level_counts',
@@ -450,11 +450,9 @@ def alert_payload(report: dict[str, Any], source: str) -> dict[str, Any]:
 # %% ../../nbs/10_monitor.ipynb #8b310f45
 def write_reference(directory: Path, profile: dict, score_profile: dict, sample: pd.DataFrame) -> None:
     "Write the reference profile, the score profile and the row sample (each file atomically)."
-    from churnlab.config import atomic_write_bytes, atomic_write_text
-
-    atomic_write_text(directory / "profile.json", json.dumps(profile) + "\n")
-    atomic_write_text(directory / "scores.json", json.dumps(score_profile) + "\n")
-    atomic_write_bytes(directory / "sample.parquet", sample.to_parquet(index=False))
+    config.atomic_write_text(directory / "profile.json", json.dumps(profile) + "\n")
+    config.atomic_write_text(directory / "scores.json", json.dumps(score_profile) + "\n")
+    config.atomic_write_bytes(directory / "sample.parquet", sample.to_parquet(index=False))
 
 
 def read_reference(directory: Path) -> tuple[dict, dict, pd.DataFrame]:
