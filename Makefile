@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro serve test test-deps check lint lock bench docs lab tune clean-notebooks export
+.PHONY: help setup repro serve test test-deps test-scale check lint lock bench docs lab tune up down clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
@@ -25,6 +25,9 @@ help:
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
+	@echo "make up     - local stand-ins for the shared services (PostgreSQL, S3, MLflow server); then: source .standins/env.sh"
+	@echo "make down   - stop the stand-ins and delete their data"
+	@echo "make test-scale - only the scaling walk-through test (README 'Past one machine' against the stand-ins)"
 	@echo "make lock    - re-resolve requirements.lock from pyproject.toml (needs the package registries)"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -60,10 +63,19 @@ repro: setup $(DATA)
 serve: setup
 	$(BIN)/churnlab serve --port $(or $(PORT),8000)
 
+# Local stand-ins for shared services, on loopback (tools/standins.py): PostgreSQL (Debian's package,
+# run unprivileged), moto's S3 server, an MLflow server on both. `source .standins/env.sh` switches
+# the project onto them; `make down` stops them and deletes their data.
+up: setup test-deps
+	$(PY) tools/standins.py up
+
+down:
+	$(if $(wildcard $(PY)),$(PY),python3) tools/standins.py down
+
 # Debian packages the tests need: Chromium (and a font) for the docs browser test, PostgreSQL for
-# the shared Optuna study. Installed when running as root with apt; otherwise the tests that need
+# the shared Optuna study and the stand-ins (`make up`), curl for the README's walk-through. Installed when running as root with apt; otherwise the tests that need
 # them skip, naming this command.
-TEST_DEBS := chromium fonts-dejavu-core postgresql
+TEST_DEBS := chromium fonts-dejavu-core postgresql curl
 test-deps:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -81,6 +93,10 @@ lint: setup
 test: setup test-deps $(DATA) check lint
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The README's scaling walk-through, run against the stand-ins in a temporary copy (part of `make test`).
+test-scale: setup test-deps $(DATA)
+	$(BIN)/pytest tests/test_scale.py $(PYTEST_ARGS)
 
 # One more tuning worker on the configured study (parallel, unseeded): make tune N=20
 tune: setup

@@ -441,9 +441,10 @@ def test_moving_the_champion_swaps_the_model_without_failed_requests(pipeline, t
 # --- deployment: Dockerfile, manifests, the image's command ----------------------------------------
 
 
-def test_dockerfile_lints_clean():
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "project.Dockerfile"])
+def test_dockerfile_lints_clean(dockerfile):
     result = subprocess.run(
-        [str(BIN / "hadolint"), "--failure-threshold", "info", str(ROOT / "deploy/Dockerfile")],
+        [str(BIN / "hadolint"), "--failure-threshold", "info", str(ROOT / "deploy" / dockerfile)],
         capture_output=True,
         text=True,
     )
@@ -453,7 +454,7 @@ def test_dockerfile_lints_clean():
 def test_kubernetes_manifests_validate():
     manifests = sorted((ROOT / "deploy/k8s").glob("*.yaml"))
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in manifests}
-    assert kinds >= {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "CronJob"}
+    assert kinds >= {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "CronJob", "Job"}
     result = subprocess.run(
         [str(BIN / "kubernetes-validate"), "--strict", *map(str, manifests)], capture_output=True, text=True
     )

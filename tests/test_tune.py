@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -15,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import standins
 from conftest import BIN, TEST_PROFILE, make_copy
 from workspace import deep_update, project_env
 
 from churnlab import cli, config, data, features, models, tune
-
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
 
 @pytest.fixture(scope="session")
@@ -97,33 +95,14 @@ def test_two_parallel_workers_on_the_journal_file(tune_project, tmp_path):
 
 @pytest.fixture(scope="session")
 def postgres():
-    "A real PostgreSQL (Debian's package) on loopback, run by the unprivileged user `nobody`."
-    if not PG_BINS or shutil.which("runuser") is None or os.geteuid() != 0:
+    "A real PostgreSQL (Debian's package) on loopback, run by the unprivileged user `nobody` (as `make up` runs it)."
+    if not standins.PG_BINS or shutil.which("runuser") is None or os.geteuid() != 0:
         pytest.skip("PostgreSQL server binaries (or root, to run them as `nobody`) missing: run `make test-deps`")
-    bin_dir, data_dir = PG_BINS[-1], Path(tempfile.mkdtemp(prefix="churnlab-pg-", dir="/tmp"))
-    shutil.chown(data_dir, "nobody", "nogroup")
-    as_nobody = ["runuser", "-u", "nobody", "--"]
-    initdb = [bin_dir / "initdb", "-D", data_dir / "db", "-A", "trust", "-U", "postgres", "--no-sync"]
-    subprocess.run([*as_nobody, *initdb], check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off"
-    subprocess.run(
-        [*as_nobody, bin_dir / "pg_ctl", "-D", data_dir / "db", "-l", data_dir / "log", "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    for database in ("shared", "heartbeat"):
-        createdb = [bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database]
-        subprocess.run([*as_nobody, *createdb], check=True, capture_output=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="churnlab-pg-", dir="/tmp"))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield standins.start_postgres(data_dir, standins.free_port(), ("shared", "heartbeat"))
     finally:
-        subprocess.run(
-            [*as_nobody, bin_dir / "pg_ctl", "-D", data_dir / "db", "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(data_dir, ignore_errors=True)
+        standins.stop_postgres(data_dir)
 
 
 def test_two_workers_share_a_postgresql_study(tune_project, postgres):

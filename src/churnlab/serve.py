@@ -435,7 +435,8 @@ class PredictionLog:
     COLUMNS = ("request_id", "idx", "ts", "model_version", "features", "probability", "prediction", "flags")
 
     def __init__(self, url: str, fallback: Path, max_rows: int = 5000, linger_s: float = 0.05, retries: int = 5):
-        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event
+        from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event
+        from sqlalchemy.exc import DBAPIError
 
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -448,8 +449,12 @@ class PredictionLog:
                       Column("request_id", String(64), primary_key=True), Column("idx", Integer, primary_key=True),
                       Column("ts", String(32), nullable=False), Column("model_version", String(64)),
                       Column("features", Text, nullable=False), Column("probability", Float, nullable=False),
-                      Column("prediction", Integer, nullable=False), Column("flags", Text, nullable=False))
-        table.metadata.create_all(self.engine)
+                      Column("prediction", Integer, nullable=False), Column("flags", Text, nullable=False),
+                      Index("ix_predictions_ts", "ts"))  # the monitor reads time windows
+        try:
+            table.metadata.create_all(self.engine)
+        except DBAPIError:  # replicas starting together on one PostgreSQL: another one created it meanwhile
+            table.metadata.create_all(self.engine)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self.insert = f"INSERT INTO predictions ({', '.join(self.COLUMNS)}) VALUES ({', '.join([mark] * 8)})"
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
