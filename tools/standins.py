@@ -108,6 +108,19 @@ def environment(ports: dict[str, int]) -> dict[str, str]:
     }
 
 
+def s3_client(variables: dict[str, str]):
+    "A boto3 S3 client for the stand-in's endpoint and credentials (the variables of `environment`)."
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=variables["AWS_ENDPOINT_URL"],
+        region_name=variables["AWS_DEFAULT_REGION"],
+        aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def up(root: Path) -> dict[str, str]:
     "Start the three stand-ins; write `.standins/env.sh` and `.standins/state.json`."
     state_dir = root / ".standins"
@@ -127,16 +140,7 @@ def up(root: Path) -> dict[str, str]:
     state["pids"].append(_spawn([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], s3_log, env))
     (state_dir / "state.json").write_text(json.dumps(state))
     _wait_for(f"{env['AWS_ENDPOINT_URL']}/moto-api/", s3_log)
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-    s3.create_bucket(Bucket=BUCKET)
+    s3_client(env).create_bucket(Bucket=BUCKET)
     mlflow = [
         str(BIN / "mlflow"),
         "server",

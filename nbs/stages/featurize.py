@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: churnlab
 #     language: python
@@ -27,7 +29,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, features, track
+from churnlab import config, data, features, track
 
 root = config.repo_root()
 params = config.params_section(section, root=root)
@@ -44,7 +46,8 @@ display(pd.DataFrame([{"block": b["block"], "columns": ", ".join(b["columns"])} 
 # ## What the model sees (fitted on train only)
 
 # %%
-preprocessor = features.build_preprocessor(spec).fit(train)
+y = data.encode_target(train[contract["target"]], contract["positive_label"])  # target encoding, selection
+preprocessor = features.build_preprocessor(spec).fit(train, y)
 names = preprocessor.get_feature_names_out()
 sample = pd.DataFrame(preprocessor.transform(train.head(5)), columns=names)
 display(Markdown(f"{len(spec['dtypes'])} raw feature columns -> **{len(names)} model inputs**"))

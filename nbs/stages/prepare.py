@@ -21,7 +21,7 @@
 
 # %% tags=["parameters"]
 data_section = "data"
-strategy = "stratified"
+strategy = "auto"
 test_size = 0.2
 holdout_size = 0.1
 seed = 42

@@ -26,7 +26,7 @@ from sklearn.model_selection import (
 __all__ = ['ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables', 'encode_target', 'infer_role',
            'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
            'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'novelty_matrix',
-           'flag_novelties', 'split_frame', 'prepare_splits', 'cv_splitter', 'write_default_data']
+           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 @dataclass
@@ -218,8 +218,10 @@ def check_target(frame: pd.DataFrame, target: str, positive_label: Any) -> None:
                                                f"positive_label {positive_label!r} is not one of {classes}")])
 
 
-def check_training_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> list[ContractIssue]:
-    "Problems that make a frame unfit for training: every rule broken, not just the first."
+def check_training_frame(frame: pd.DataFrame, contract: dict[str, Any],
+                         repeated_ids: bool = False) -> list[ContractIssue]:
+    """Problems that make a frame unfit for training: every rule broken, not just the first.
+    `repeated_ids`: an entity may have several rows (the group split), so ids may repeat."""
     issues = []
     for name, spec in contract["columns"].items():
         column = frame[name]
@@ -227,9 +229,10 @@ def check_training_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> list[
         if column.isna().all() or blank:
             issues.append(ContractIssue(name, "not all missing", "every value is missing"))
         elif column.nunique(dropna=True) == 1 and spec["role"] != "id":
-            issues.append(ContractIssue(name, "not constant", f"a single value {column.dropna().iloc[0]!r}; "
+            value = column.dropna().tolist()[0]  # a Python scalar, not a numpy one
+            issues.append(ContractIssue(name, "not constant", f"a single value {value!r}; "
                                         "drop it with data.drop_columns"))
-        if spec["role"] == "id" and column.duplicated().any():
+        if spec["role"] == "id" and not repeated_ids and column.duplicated().any():
             issues.append(ContractIssue(name, "unique ids", "duplicate ids", _examples(column.duplicated(keep=False))))
     return issues + check_values(frame, contract)
 
@@ -363,14 +366,24 @@ def split_frame(
         train, test = rest[train_i], rest[test_i]
     else:
         raise ValueError(f"prepare.strategy must be stratified, time or group, not {strategy!r}")
+    if strategy == "time":  # rows stay in time order, so time-ordered CV on train folds past -> future
+        return tuple(frame.iloc[part] for part in (train, test, holdout))
     return tuple(frame.iloc[np.sort(part)] for part in (train, test, holdout))
 
 # %% ../../nbs/01_data.ipynb #fb026dec
-def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = "stratified",
+def resolve_strategy(strategy: str, contract: dict[str, Any]) -> str:
+    "`auto`: time-ordered when the contract has a date column, else stratified; other strategies as given."
+    if strategy == "auto":
+        return "time" if columns_by_role(contract, "date") else "stratified"
+    return strategy
+
+
+def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = "auto",
                    test_size: float = 0.2, holdout_size: float = 0.1, seed: int = 42,
                    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], int]:
     "Validated, cleaned train/test/holdout frames, the contract with its learned domain, rows dropped."
-    problems = check_training_frame(raw, contract)
+    strategy = resolve_strategy(strategy, contract)
+    problems = check_training_frame(raw, contract, repeated_ids=strategy == "group")
     if problems:
         raise DataContractError(problems)
     clean = clean_frame(raw, contract)

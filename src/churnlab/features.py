@@ -14,16 +14,27 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import (
+    KBinsDiscretizer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    StandardScaler,
+    TargetEncoder,
+)
 
 from .data import clean_frame, columns_by_role
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'ContractCoercer', 'feature_spec', 'build_preprocessor']
+__all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'ContractCoercer', 'date_parts', 'DateParts', 'GroupAggregates',
+           'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec', 'block_transformer',
+           'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -60,7 +71,178 @@ class ContractCoercer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(list(self.dtypes), dtype=object)
 
+# %% ../../nbs/02_features.ipynb #f7f7d24d
+DATE_PARTS = ("year", "month", "day", "dayofweek", "quarter", "is_weekend", "is_month_end")
+DATE_CYCLES = {"month": 12, "day": 31, "dayofweek": 7}
+
+
+def date_parts(dates: pd.Series) -> dict[str, np.ndarray]:
+    "Calendar parts (floats, NaN where the date is missing) and sin/cos of the cyclic ones."
+    d = pd.to_datetime(dates).dt
+    missing = d.year.isna().to_numpy()
+    parts = {"year": d.year, "month": d.month, "day": d.day, "dayofweek": d.day_of_week, "quarter": d.quarter,
+             "is_weekend": d.day_of_week >= 5, "is_month_end": d.is_month_end}
+    out = {name: np.where(missing, np.nan, parts[name].to_numpy(dtype=float, na_value=np.nan)) for name in DATE_PARTS}
+    for name, period in DATE_CYCLES.items():
+        angle = 2 * np.pi * (out[name] - (name != "dayofweek")) / period  # month and day count from 1
+        out[f"{name}_sin"], out[f"{name}_cos"] = np.sin(angle), np.cos(angle)
+    return out
+
+
+class DateParts(TransformerMixin, BaseEstimator):
+    "Calendar parts and cyclical sin/cos encodings of date columns."
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.columns_ = [str(c) for c in X.columns]
+        self.n_features_in_ = len(self.columns_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        arrays = [a for c in self.columns_ for a in date_parts(X[c]).values()]
+        return np.column_stack(arrays) if arrays else np.empty((len(X), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        parts = [*DATE_PARTS, *(f"{p}_{f}" for p in DATE_CYCLES for f in ("sin", "cos"))]
+        return np.asarray([f"{c}_{p}" for c in self.columns_ for p in parts], dtype=object)
+
+# %% ../../nbs/02_features.ipynb #88da8a49
+AGGREGATE_STATS = ("mean", "sum", "std", "count", "min", "max")
+
+
+def _statistics(values: pd.Series, by: pd.Series | None, stats: list[str]) -> pd.DataFrame:
+    "Per-level (or overall, when `by` is None) statistics of `values`; std with ddof=0."
+    grouped = values.groupby(by) if by is not None else values.groupby(np.zeros(len(values)))
+    table = {s: grouped.std(ddof=0) if s == "std" else getattr(grouped, s)() for s in stats}
+    return pd.DataFrame(table)[list(stats)].astype(float)
+
+
+class GroupAggregates(TransformerMixin, BaseEstimator):
+    "Statistics of value columns per level of key columns, learned on the fitting rows."
+
+    def __init__(self, keys: list[str] | None = None, values: list[str] | None = None,
+                 stats: list[str] | tuple = ("mean", "std", "count")):
+        self.keys, self.values, self.stats = keys, values, stats
+
+    def fit(self, X: pd.DataFrame, y=None):
+        unknown = sorted(set(self.stats) - set(AGGREGATE_STATS))
+        if unknown:
+            raise ValueError(f"unknown aggregate statistic(s) {unknown}; choose among {AGGREGATE_STATS}")
+        self.levels_, self.tables_ = {}, {}
+        for key in self.keys:
+            present = X[key].notna()
+            by = X.loc[present, key].astype("str")
+            for value in self.values:
+                numbers = pd.to_numeric(X[value], errors="coerce").astype(float)
+                overall = _statistics(numbers, None, list(self.stats)).to_numpy()[0]
+                per_level = _statistics(numbers[present], by, list(self.stats))
+                table = per_level.to_numpy()
+                self.levels_[key] = [str(level) for level in per_level.index]
+                self.tables_[f"{key}|{value}"] = np.vstack([np.where(np.isnan(table), overall, table), overall])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        out = []
+        for key in self.keys:
+            levels = pd.Index(self.levels_[key])
+            rows = levels.get_indexer(X[key].astype("str").where(X[key].notna(), None))
+            rows = np.where(rows < 0, len(levels), rows)  # unseen or missing: the overall row
+            out += [self.tables_[f"{key}|{value}"][rows] for value in self.values]
+        return np.nan_to_num(np.hstack(out), nan=0.0) if out else np.empty((len(X), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray([f"{v}_{s}_by_{k}" for k in self.keys for v in self.values for s in self.stats], dtype=object)
+
+# %% ../../nbs/02_features.ipynb #dd23f47b
+class InformativeColumns(TransformerMixin, BaseEstimator):
+    "Keep the `top_k` columns whose values alone rank the target best (|ROC-AUC - 0.5|, on the fitting rows)."
+
+    def __init__(self, top_k: int = 4):
+        self.top_k = top_k
+
+    def fit(self, X, y=None):
+        values = np.asarray(X, dtype=float)
+        if y is None or len(np.unique(y)) < 2:
+            scores = np.zeros(values.shape[1])
+        else:
+            scores = np.array([abs(roc_auc_score(y, values[:, j]) - 0.5) for j in range(values.shape[1])])
+        self.selected_ = sorted(np.argsort(-scores, kind="stable")[: self.top_k].tolist())
+        self.feature_names_in_ = np.asarray(
+            getattr(X, "columns", [f"x{j}" for j in range(values.shape[1])]), dtype=object)
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=float)[:, self.selected_]
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = self.feature_names_in_ if input_features is None else np.asarray(input_features, dtype=object)
+        return names[self.selected_]
+
+
+def safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    "a / b, and 0 where b is 0."
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+class PairwiseRatios(TransformerMixin, BaseEstimator):
+    "For every pair of input columns a, b (in order): a / b (0 where b is 0) and a * b."
+
+    LIMIT = 1e12
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        values = np.asarray(X, dtype=float)
+        pairs = [(i, j) for i in range(values.shape[1]) for j in range(i + 1, values.shape[1])]
+        out = [f(values[:, i], values[:, j]) for i, j in pairs for f in (safe_divide, np.multiply)]
+        return np.clip(np.column_stack(out), -self.LIMIT, self.LIMIT) if out else np.empty((len(values), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = input_features if input_features is not None else [f"x{j}" for j in range(self.n_features_in_)]
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        return np.asarray([n for a, b in pairs for n in (f"{a}_per_{b}", f"{a}_times_{b}")], dtype=object)
+
 # %% ../../nbs/02_features.ipynb #6cae8a57
+def _chosen(option: str, wanted: list[str] | None, default: list[str], contract: dict,
+            warnings: list[str]) -> list[str]:
+    "`wanted` columns present in the contract (a warning for each absent one), or `default` when None."
+    if wanted is None:
+        return default
+    for c in wanted:
+        if c not in contract["columns"]:
+            warnings.append(f"featurize.{option} names '{c}', absent from the data: skipped")
+    return [c for c in wanted if c in contract["columns"]]
+
+
+def extra_blocks(contract: dict[str, Any], options: dict[str, Any], warnings: list[str]) -> list[dict[str, Any]]:
+    "The optional blocks switched on in `featurize.blocks`, with their columns chosen by role."
+    numeric, dates = columns_by_role(contract, "numeric"), columns_by_role(contract, "date")
+    on = {name: cfg for name, cfg in options.items() if isinstance(cfg, dict) and cfg.get("enabled")}
+    blocks = []
+    if "date_parts" in on:
+        columns = _chosen("blocks.date_parts.columns", on["date_parts"].get("columns"), dates, contract, warnings)
+        blocks.append({"block": "date_parts", "columns": columns})
+    if "group_aggregates" in on:
+        cfg = on["group_aggregates"]
+        keys = _chosen("blocks.group_aggregates.keys", cfg.get("keys"),
+                       columns_by_role(contract, "categorical")[: cfg.get("max_keys", 3)], contract, warnings)
+        values = _chosen("blocks.group_aggregates.values", cfg.get("values"),
+                         numeric[: cfg.get("max_values", 3)], contract, warnings)
+        if keys and values:
+            blocks.append({"block": "group_aggregates", "columns": [*keys, *values], "keys": keys, "values": values,
+                           "stats": list(cfg.get("stats", ["mean", "std", "count"]))})
+    for name, minimum in (("ratios", 2), ("binning", 1), ("polynomial", 2)):
+        if name in on:
+            columns = _chosen(f"blocks.{name}.columns", on[name].get("columns"), numeric, contract, warnings)
+            if len(columns) >= minimum:
+                blocks.append({"block": name, "columns": columns, "top_k": on[name].get("top_k", 4),
+                               "n_bins": on[name].get("n_bins", 5)})
+    return [b for b in blocks if b["columns"]]
+
+
 def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     "The feature specification for `contract` under the `featurize` params, and warnings."
     warnings = []
@@ -71,64 +253,88 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
     else:
         roles["categorical"] = ("categorical", "high_cardinality")
     for block, block_roles in roles.items():
-        columns = columns_by_role(contract, *block_roles)
-        wanted = params.get(f"{block}_columns")
-        if wanted is not None:
-            absent = [c for c in wanted if c not in contract["columns"]]
-            for c in absent:
-                warnings.append(f"featurize.{block}_columns names '{c}', absent from the data: skipped")
-            columns = [c for c in wanted if c in contract["columns"]]
+        columns = _chosen(f"{block}_columns", params.get(f"{block}_columns"), columns_by_role(contract, *block_roles),
+                          contract, warnings)
         if columns:
             blocks.append({"block": block, "columns": columns})
-    skipped = columns_by_role(contract, "date")
-    if skipped:
-        warnings.append(f"date column(s) {skipped} are not used as features by this pipeline")
+    options = params.get("blocks") or {}
+    at = len(blocks) - 1 if blocks and blocks[-1]["block"] == "categorical" else len(blocks)
+    blocks[at:at] = extra_blocks(contract, options, warnings)  # categorical stays last (the network's codes)
+    used = {c for b in blocks for c in b["columns"]}
+    unused_dates = [c for c in columns_by_role(contract, "date") if c not in used]
+    if unused_dates:
+        warnings.append(f"date column(s) {unused_dates} are not features (featurize.blocks.date_parts is off)")
     for w in warnings:
         log.warning(w)
+    select = options.get("select_k_best") or {}
     spec = {
-        "dtypes": {c: s["dtype"] for c, s in contract["columns"].items() if s["role"] not in ("id", "date")},
+        "dtypes": {c: s["dtype"] for c, s in contract["columns"].items()
+                   if s["role"] != "id" and (s["role"] != "date" or c in used)},
         "blocks": blocks,
         "numeric_impute": params.get("numeric_impute", "median"),
         "missing_indicators": bool(params.get("missing_indicators", True)),
         "scale_numeric": bool(params.get("scale_numeric", True)),
         "onehot_min_frequency": params.get("onehot_min_frequency", 10),
         "onehot_max_categories": params.get("onehot_max_categories", 30),
+        "select_k_best": int(select["k"]) if select.get("enabled") else None,
+        "resample": (options.get("resample") or {}).get("method", "none"),
         "seed": params.get("seed", 0),
     }
     return spec, warnings
 
 # %% ../../nbs/02_features.ipynb #aa11344f
+def _numeric_imputer(spec: dict[str, Any]) -> SimpleImputer:
+    return SimpleImputer(strategy=spec["numeric_impute"], keep_empty_features=True)
+
+
+def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_as_codes: bool = False):
+    "The unfitted transformer of one specification block."
+    kind = block["block"]
+    if kind == "numeric":
+        steps = [SimpleImputer(strategy=spec["numeric_impute"], add_indicator=spec["missing_indicators"],
+                               keep_empty_features=True)]
+        return make_pipeline(*steps, *([StandardScaler()] if spec["scale_numeric"] else []))
+    if kind == "boolean":
+        return SimpleImputer(strategy="most_frequent", keep_empty_features=True)
+    if kind == "date_parts":
+        return make_pipeline(DateParts(), SimpleImputer(strategy="median", keep_empty_features=True),
+                             StandardScaler())
+    if kind == "group_aggregates":
+        return make_pipeline(GroupAggregates(block["keys"], block["values"], block["stats"]), StandardScaler())
+    if kind == "ratios":
+        return make_pipeline(_numeric_imputer(spec), InformativeColumns(block["top_k"]), PairwiseRatios(),
+                             StandardScaler())
+    if kind == "binning":
+        return make_pipeline(_numeric_imputer(spec), KBinsDiscretizer(block["n_bins"], encode="onehot-dense",
+                                                                      strategy="quantile"))
+    if kind == "polynomial":
+        return make_pipeline(_numeric_imputer(spec), StandardScaler(), InformativeColumns(block["top_k"]),
+                             PolynomialFeatures(2, interaction_only=True, include_bias=False))
+    if kind == "target_encoding":
+        folds = StratifiedKFold(5, shuffle=True, random_state=spec.get("seed", 0))
+        imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
+        return make_pipeline(imputer, TargetEncoder(target_type="binary", cv=folds))
+    if kind == "categorical" and categorical_as_codes:
+        return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
+                              min_frequency=spec["onehot_min_frequency"], max_categories=spec["onehot_max_categories"])
+    if kind == "categorical":
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
+                                min_frequency=spec["onehot_min_frequency"],
+                                max_categories=spec["onehot_max_categories"])
+        imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
+        return make_pipeline(imputer, encoder)
+    raise ValueError(f"unknown feature block {kind!r}")
+
+
 def build_preprocessor(spec: dict[str, Any], categorical_as_codes: bool = False) -> Pipeline:
-    """Unfitted preprocessing pipeline (coercion, then one transformer per block) from a spec.
+    """Unfitted preprocessing pipeline (coercion, one transformer per block, optional selection) from a spec.
 
     `categorical_as_codes` is the network variant: categorical columns become ordinal codes (-1 for
-    missing or unseen levels), last, for the network's embeddings."""
-    transformers = []
-    for block in spec["blocks"]:
-        if block["block"] == "numeric":
-            steps = [SimpleImputer(strategy=spec["numeric_impute"], add_indicator=spec["missing_indicators"],
-                                   keep_empty_features=True)]
-            if spec["scale_numeric"]:
-                steps.append(StandardScaler())
-            transformers.append(("numeric", make_pipeline(*steps), block["columns"]))
-        elif block["block"] == "boolean":
-            transformers.append(("boolean", SimpleImputer(strategy="most_frequent", keep_empty_features=True),
-                                 block["columns"]))
-        elif block["block"] == "target_encoding":
-            folds = StratifiedKFold(5, shuffle=True, random_state=spec.get("seed", 0))
-            imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
-            encoder = TargetEncoder(target_type="binary", cv=folds)
-            transformers.append(("target_encoding", make_pipeline(imputer, encoder), block["columns"]))
-        elif block["block"] == "categorical" and categorical_as_codes:
-            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
-                                     min_frequency=spec["onehot_min_frequency"],
-                                     max_categories=spec["onehot_max_categories"])
-            transformers.append(("categorical", encoder, block["columns"]))
-        elif block["block"] == "categorical":
-            encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
-                                    min_frequency=spec["onehot_min_frequency"],
-                                    max_categories=spec["onehot_max_categories"])
-            imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
-            transformers.append(("categorical", make_pipeline(imputer, encoder), block["columns"]))
+    missing or unseen levels), last, for the network's embeddings (no selection then: it would drop codes)."""
+    transformers = [(b["block"], block_transformer(b, spec, categorical_as_codes), b["columns"])
+                    for b in spec["blocks"]]
     columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
-    return Pipeline([("coerce", ContractCoercer(spec["dtypes"])), ("columns", columns)])
+    steps = [("coerce", ContractCoercer(spec["dtypes"])), ("columns", columns)]
+    if spec.get("select_k_best") and not categorical_as_codes:
+        steps.append(("select", SelectKBest(f_classif, k=spec["select_k_best"])))
+    return Pipeline(steps)

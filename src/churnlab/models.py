@@ -22,16 +22,17 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
+from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 
 from .features import build_preprocessor
 
 # %% auto #0
-__all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_pipeline', 'single_record_latency_ms',
-           'cross_validate', 'fit_model', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated',
-           'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means',
-           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files',
-           'artifact_sha256', 'dvc_dir_md5', 'score']
+__all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
+           'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model', 'select_family',
+           'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline', 'input_columns', 'choose_threshold',
+           'select_and_fit', 'with_tuned', 'feature_means', 'contributions', 'reason_codes', 'save_model', 'load_model',
+           'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -55,16 +56,37 @@ def make_estimator(family: str, params: dict[str, Any] | None = None, seed: int 
     raise ValueError(f"train.model must be one of auto, {', '.join(FAMILIES)}; got {family!r}")
 
 
+def make_resampler(method: str, seed: int = 42):
+    "The imbalance sampler of `featurize.blocks.resample.method` (imbalanced-learn), or None for `none`."
+    if method == "smote":
+        from imblearn.over_sampling import SMOTE
+
+        return SMOTE(random_state=seed)
+    if method == "undersample":
+        from imblearn.under_sampling import RandomUnderSampler
+
+        return RandomUnderSampler(random_state=seed)
+    if method != "none":
+        raise ValueError(f"featurize.blocks.resample.method must be none, smote or undersample; got {method!r}")
+    return None
+
+
 def make_pipeline(spec: dict[str, Any], family: str, params: dict[str, Any] | None = None,
                   seed: int = 42) -> Pipeline:
-    """The candidate pipeline: feature preprocessing from `spec`, then the `family` model. For `nn`,
-    `embeddings: true` switches categoricals to ordinal codes embedded by the network."""
+    """The candidate pipeline: feature preprocessing from `spec`, an optional sampler, then the `family`
+    model. For `nn`, `embeddings: true` switches categoricals to ordinal codes embedded by the network."""
     params = dict(params or {})
     embeddings = bool(params.pop("embeddings", False)) and family == "nn"
     pre = build_preprocessor(spec, categorical_as_codes=embeddings)
     if embeddings:
         params["n_categorical"] = sum(len(b["columns"]) for b in spec["blocks"] if b["block"] == "categorical")
-    return Pipeline([*pre.steps, ("model", make_estimator(family, params, seed))])
+    model = ("model", make_estimator(family, params, seed))
+    sampler = make_resampler(spec.get("resample", "none"), seed)
+    if sampler is None:
+        return Pipeline([*pre.steps, model])
+    from imblearn.pipeline import Pipeline as ResamplingPipeline  # resamples while fitting only
+
+    return ResamplingPipeline([*pre.steps, ("resample", sampler), model])
 
 # %% ../../nbs/03_models.ipynb #8d624f69
 def single_record_latency_ms(model, X: pd.DataFrame, n: int = 25) -> float:
@@ -94,10 +116,21 @@ def cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, splitter, groups=No
             "oof": oof, "fold": fold_of, "latency_ms": single_record_latency_ms(model, X.iloc[val_idx])}
 
 
+def calibration_folds(splitter, X: pd.DataFrame, y: np.ndarray, groups=None) -> list:
+    """The splitter's folds when their validation parts cover every row once (stratified, group);
+    otherwise (time: the earliest rows are never validated) as many contiguous blocks in row order,
+    because a single calibrator is fitted on out-of-fold scores of every row."""
+    folds = list(splitter.split(X, y, groups))
+    validated = np.sort(np.concatenate([valid for _, valid in folds]))
+    if np.array_equal(validated, np.arange(len(X))):
+        return folds
+    return list(KFold(len(folds)).split(X))
+
+
 def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None):
     "Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy."
     if isinstance(model, CalibratedClassifierCV):
-        model.set_params(cv=list(splitter.split(X, y, groups)))
+        model.set_params(cv=calibration_folds(splitter, X, y, groups))
     return model.fit(X, y)
 
 # %% ../../nbs/03_models.ipynb #c5602318
@@ -241,11 +274,21 @@ MODEL_FILE, META_FILE = "model.skops", "churnlab.json"
 
 TRUSTED_TYPES = [
     "churnlab.features.ContractCoercer",
+    "churnlab.features.DateParts",
+    "churnlab.features.GroupAggregates",
+    "churnlab.features.InformativeColumns",
+    "churnlab.features.PairwiseRatios",
+    "imblearn.over_sampling._smote.base.SMOTE",
+    "imblearn.pipeline.Pipeline",
+    "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
     "churnlab.nn.TabularNNClassifier",
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",  # SMOTE's fitted neighbours
+    "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.tree._tree.Tree",
 ]

@@ -162,7 +162,8 @@ def feature_drift(profile: dict[str, Any], current: pd.DataFrame, alpha: float =
     """Per monitored column: method, statistic, p-value (raw and BH-adjusted) and the drift decision; a
     column also drifts when its missing share moves by more than `missing_share_change`."""
     small = len(current) <= test_max_rows
-    results = {name: column_drift(p, current[name], small) for name, p in profile["columns"].items()}
+    results = {name: {**column_drift(p, current[name], small), "p_value_adjusted": None}
+               for name, p in profile["columns"].items()}
     tested = [r for r in results.values() if r["p_value"] is not None]
     if tested:
         adjusted = stats.false_discovery_control([r["p_value"] for r in tested], method="bh")
