@@ -133,12 +133,16 @@ def up(root: Path) -> dict[str, str]:
         Path(tempfile.mkdtemp(prefix="churnlab-standins-pg-", dir="/tmp")) if os.geteuid() == 0 else state_dir / "pg"
     )
     state = {"ports": ports, "pg_dir": str(pg_dir), "pids": []}
-    (state_dir / "state.json").write_text(json.dumps(state))
+
+    def record(pid: int | None = None) -> None:  # written before each start, so `down` can undo a failed `up`
+        state["pids"] += [pid] if pid else []
+        (state_dir / "state.json").write_text(json.dumps(state))
+
+    record()
     pg = start_postgres(pg_dir, ports["pg"], DATABASES)
     env = {**os.environ, **environment(ports)}
     s3_log, mlflow_log = state_dir / "s3.log", state_dir / "mlflow.log"
-    state["pids"].append(_spawn([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], s3_log, env))
-    (state_dir / "state.json").write_text(json.dumps(state))
+    record(_spawn([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], s3_log, env))
     _wait_for(f"{env['AWS_ENDPOINT_URL']}/moto-api/", s3_log)
     s3_client(env).create_bucket(Bucket=BUCKET)
     mlflow = [
@@ -155,8 +159,7 @@ def up(root: Path) -> dict[str, str]:
         "--artifacts-destination",
         f"s3://{BUCKET}/mlflow",
     ]
-    state["pids"].append(_spawn(mlflow, mlflow_log, {**env, "MLFLOW_S3_ENDPOINT_URL": env["AWS_ENDPOINT_URL"]}))
-    (state_dir / "state.json").write_text(json.dumps(state))
+    record(_spawn(mlflow, mlflow_log, {**env, "MLFLOW_S3_ENDPOINT_URL": env["AWS_ENDPOINT_URL"]}))
     _wait_for(f"{env['MLFLOW_TRACKING_URI']}/health", mlflow_log, seconds=180)
     variables = environment(ports)
     lines = [f"export {k}={v}" for k, v in variables.items()]

@@ -129,6 +129,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'churnlab.features.PairwiseRatios.transform': ( 'features.html#pairwiseratios.transform',
                                                                                    'churnlab/features.py'),
                                    'churnlab.features._chosen': ('features.html#_chosen', 'churnlab/features.py'),
+                                   'churnlab.features._missing_level_imputer': ( 'features.html#_missing_level_imputer',
+                                                                                 'churnlab/features.py'),
                                    'churnlab.features._numeric_imputer': ('features.html#_numeric_imputer', 'churnlab/features.py'),
                                    'churnlab.features._statistics': ('features.html#_statistics', 'churnlab/features.py'),
                                    'churnlab.features.block_transformer': ('features.html#block_transformer', 'churnlab/features.py'),

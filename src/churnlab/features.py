@@ -131,12 +131,11 @@ class GroupAggregates(TransformerMixin, BaseEstimator):
         for key in self.keys:
             present = X[key].notna()
             by = X.loc[present, key].astype("str")
+            self.levels_[key] = sorted(by.unique().tolist())  # groupby's order: the rows of every table
             for value in self.values:
                 numbers = pd.to_numeric(X[value], errors="coerce").astype(float)
                 overall = _statistics(numbers, None, list(self.stats)).to_numpy()[0]
-                per_level = _statistics(numbers[present], by, list(self.stats))
-                table = per_level.to_numpy()
-                self.levels_[key] = [str(level) for level in per_level.index]
+                table = _statistics(numbers[present], by, list(self.stats)).to_numpy()
                 self.tables_[f"{key}|{value}"] = np.vstack([np.where(np.isnan(table), overall, table), overall])
         self.n_features_in_ = X.shape[1]
         return self
@@ -234,12 +233,12 @@ def extra_blocks(contract: dict[str, Any], options: dict[str, Any], warnings: li
         if keys and values:
             blocks.append({"block": "group_aggregates", "columns": [*keys, *values], "keys": keys, "values": values,
                            "stats": list(cfg.get("stats", ["mean", "std", "count"]))})
-    for name, minimum in (("ratios", 2), ("binning", 1), ("polynomial", 2)):
+    for name, minimum, option, default in (("ratios", 2, "top_k", 4), ("binning", 1, "n_bins", 5),
+                                           ("polynomial", 2, "top_k", 4)):
         if name in on:
             columns = _chosen(f"blocks.{name}.columns", on[name].get("columns"), numeric, contract, warnings)
             if len(columns) >= minimum:
-                blocks.append({"block": name, "columns": columns, "top_k": on[name].get("top_k", 4),
-                               "n_bins": on[name].get("n_bins", 5)})
+                blocks.append({"block": name, "columns": columns, option: on[name].get(option, default)})
     return [b for b in blocks if b["columns"]]
 
 
@@ -287,6 +286,11 @@ def _numeric_imputer(spec: dict[str, Any]) -> SimpleImputer:
     return SimpleImputer(strategy=spec["numeric_impute"], keep_empty_features=True)
 
 
+def _missing_level_imputer() -> SimpleImputer:
+    "Missing categorical values become a level of their own."
+    return SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
+
+
 def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_as_codes: bool = False):
     "The unfitted transformer of one specification block."
     kind = block["block"]
@@ -312,8 +316,7 @@ def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_a
                              PolynomialFeatures(2, interaction_only=True, include_bias=False))
     if kind == "target_encoding":
         folds = StratifiedKFold(5, shuffle=True, random_state=spec.get("seed", 0))
-        imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
-        return make_pipeline(imputer, TargetEncoder(target_type="binary", cv=folds))
+        return make_pipeline(_missing_level_imputer(), TargetEncoder(target_type="binary", cv=folds))
     if kind == "categorical" and categorical_as_codes:
         return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
                               min_frequency=spec["onehot_min_frequency"], max_categories=spec["onehot_max_categories"])
@@ -321,8 +324,7 @@ def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_a
         encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
                                 min_frequency=spec["onehot_min_frequency"],
                                 max_categories=spec["onehot_max_categories"])
-        imputer = SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
-        return make_pipeline(imputer, encoder)
+        return make_pipeline(_missing_level_imputer(), encoder)
     raise ValueError(f"unknown feature block {kind!r}")
 
 
