@@ -62,11 +62,16 @@ def variants(featurize: dict, contract: dict) -> dict[str, dict]:
     return out
 
 
-def fold_scores(X, y, spec: dict, family: str, params: dict, folds: list) -> np.ndarray:
+def fold_scores(X, y, spec: dict, family: str, params: dict, folds: list, groups=None) -> np.ndarray:
     "ROC-AUC of the pipeline on each (train, validation) fold."
     scores = []
     for train, valid in folds:
-        model = models.make_pipeline(spec, family, params, 42).fit(X.iloc[train], y[train])
+        model = models.fit_model(
+            models.make_pipeline(spec, family, params, 42),
+            X.iloc[train],
+            y[train],
+            groups=None if groups is None else np.asarray(groups)[train],
+        )
         scores.append(roc_auc_score(y[valid], model.predict_proba(X.iloc[valid])[:, 1]))
     return np.array(scores)
 
@@ -75,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="telco", choices=["telco", *DATASETS])
     parser.add_argument("--families", nargs="+", default=["logreg", "hist_gb"])
+    parser.add_argument("--blocks", nargs="+", help="only these variants (default: every applicable block)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -86,13 +92,16 @@ def main() -> None:
         train.drop(columns=[contract["target"]]),
         data.encode_target(train[contract["target"]], section["positive_label"]),
     )
+    groups = data.split_groups(X, contract)
     folds = list(RepeatedStratifiedKFold(n_splits=2, n_repeats=5, random_state=42).split(X, y))
     started, rows = time.perf_counter(), []
     for family in args.families:
         scores = {}
         for name, featurize in variants(params["featurize"], contract).items():
+            if args.blocks and name not in ("base", *args.blocks):
+                continue
             spec, _ = features.feature_spec(contract, featurize)
-            scores[name] = fold_scores(X, y, spec, family, params["train"][family], folds)
+            scores[name] = fold_scores(X, y, spec, family, params["train"][family], folds, groups)
             gain = scores[name] - scores["base"]
             se = gain.std(ddof=1) / np.sqrt(len(gain))
             verdict = "" if name == "base" else "on (> 1 SE)" if gain.mean() > se else "off"
@@ -101,7 +110,8 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(f"{args.dataset}: {len(X):,} training rows, repeated 5x2-fold CV ({time.perf_counter() - started:.0f} s)")
     print(table.to_markdown(index=False))
-    out = ROOT / "bench" / "results" / f"ablation-{args.dataset}.json"
+    suffix = "" if not args.blocks else "-" + "-".join(sorted(args.blocks))
+    out = ROOT / "bench" / "results" / f"ablation-{args.dataset}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
 

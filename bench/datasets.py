@@ -131,8 +131,12 @@ def run_dataset(name: str, workdir: Path) -> dict:
     test = pd.read_parquet(root / "artifacts/prepared/test.parquet")
     y_test = data.encode_target(test[target], positive)
     spec = json.loads((root / "artifacts/features/spec.json").read_text())
-    hgb = models.make_pipeline(spec, "hist_gb", {}, 42).fit(
-        train.drop(columns=[target]), data.encode_target(train[target], positive)
+    contract = json.loads((root / "artifacts/prepared/schema.json").read_text())
+    hgb = models.fit_model(
+        models.make_pipeline(spec, "hist_gb", {}, 42),
+        train.drop(columns=[target]),
+        data.encode_target(train[target], positive),
+        groups=data.split_groups(train, contract),
     )
     return {
         "dataset": name,

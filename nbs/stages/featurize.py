@@ -47,7 +47,7 @@ display(pd.DataFrame([{"block": b["block"], "columns": ", ".join(b["columns"])} 
 
 # %%
 y = data.encode_target(train[contract["target"]], contract["positive_label"])  # target encoding, selection
-preprocessor = features.build_preprocessor(spec).fit(train, y)
+preprocessor = features.fit_with_groups(features.build_preprocessor(spec), train, y, data.split_groups(train, contract))
 names = preprocessor.get_feature_names_out()
 sample = pd.DataFrame(preprocessor.transform(train.head(5)), columns=names)
 display(Markdown(f"{len(spec['dtypes'])} raw feature columns -> **{len(names)} model inputs**"))

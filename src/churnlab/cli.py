@@ -166,11 +166,11 @@ def training_rows(root: Path) -> dict:
     contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
     spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
     path = config.resolve("artifacts/prepared/train.parquet", root)
-    train, split = pd.read_parquet(path), contract["split"]
+    train = pd.read_parquet(path)
     X = train.drop(columns=[contract["target"]])
     return {"contract": contract, "spec": spec, "X": X, "md5": track.file_md5(path),
             "y": data.encode_target(train[contract["target"]], contract["positive_label"]),
-            "groups": X[split["group_column"]] if split["strategy"] == "group" else None}
+            "groups": data.split_groups(X, contract)}
 
 
 def tuning_session(params: dict, root: Path, seed: int | None):

@@ -26,7 +26,8 @@ from sklearn.model_selection import (
 __all__ = ['ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables', 'encode_target', 'infer_role',
            'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
            'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'novelty_matrix',
-           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'write_default_data']
+           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'split_groups',
+           'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 @dataclass
@@ -408,6 +409,12 @@ def cv_splitter(strategy: str, n_splits: int = 5, seed: int = 42):
     if strategy == "group":
         return GroupKFold(n_splits=n_splits)
     raise ValueError(f"unknown split strategy {strategy!r}")
+
+
+def split_groups(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.Series | None:
+    "The rows' groups (the id column) under the contract's group strategy, else None."
+    split = contract["split"]
+    return frame[split["group_column"]] if split["strategy"] == "group" else None
 
 # %% ../../nbs/01_data.ipynb #ddae92a9
 def write_default_data(path: Path) -> bool:

@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold
+from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     KBinsDiscretizer,
@@ -27,14 +29,14 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from .data import clean_frame, columns_by_role
+from .data import clean_frame, columns_by_role, cv_splitter
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'ContractCoercer', 'date_parts', 'DateParts', 'GroupAggregates',
-           'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec', 'block_transformer',
-           'build_preprocessor']
+           'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec', 'cross_fit_splitter',
+           'fit_with_groups', 'block_transformer', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -278,10 +280,24 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
         "select_k_best": int(select["k"]) if select.get("enabled") else None,
         "resample": (options.get("resample") or {}).get("method", "none"),
         "seed": params.get("seed", 0),
+        "strategy": contract.get("split", {}).get("strategy", "stratified"),
     }
     return spec, warnings
 
 # %% ../../nbs/02_features.ipynb #aa11344f
+def cross_fit_splitter(strategy: str, seed: int = 0):
+    "Target encoding's cross-fitting folds under the split `strategy` (each row validated once)."
+    return KFold(5) if strategy == "time" else cv_splitter(strategy, 5, seed)
+
+
+def fit_with_groups(estimator, X: pd.DataFrame, y, groups=None):
+    "Fit `estimator`, routing `groups` to the steps that consume them (group-fold target encoding)."
+    with sklearn.config_context(enable_metadata_routing=True):
+        if groups is not None and get_routing_for_object(estimator).consumes("fit", ["groups"]):
+            return estimator.fit(X, y, groups=np.asarray(groups))
+    return estimator.fit(X, y)
+
+# %% ../../nbs/02_features.ipynb #ddde22ff
 def _numeric_imputer(spec: dict[str, Any]) -> SimpleImputer:
     return SimpleImputer(strategy=spec["numeric_impute"], keep_empty_features=True)
 
@@ -315,7 +331,7 @@ def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_a
         return make_pipeline(_numeric_imputer(spec), StandardScaler(), InformativeColumns(block["top_k"]),
                              PolynomialFeatures(2, interaction_only=True, include_bias=False))
     if kind == "target_encoding":
-        folds = StratifiedKFold(5, shuffle=True, random_state=spec.get("seed", 0))
+        folds = cross_fit_splitter(spec.get("strategy", "stratified"), spec.get("seed", 0))
         return make_pipeline(_missing_level_imputer(), TargetEncoder(target_type="binary", cv=folds))
     if kind == "categorical" and categorical_as_codes:
         return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,

@@ -25,7 +25,7 @@ from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 
-from .features import build_preprocessor
+from .features import build_preprocessor, fit_with_groups
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
@@ -128,10 +128,11 @@ def calibration_folds(splitter, X: pd.DataFrame, y: np.ndarray, groups=None) -> 
 
 
 def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None):
-    "Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy."
+    """Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy;
+    `groups` also reach target encoding's group-fold cross-fitting."""
     if isinstance(model, CalibratedClassifierCV):
         model.set_params(cv=calibration_folds(splitter, X, y, groups))
-    return model.fit(X, y)
+    return fit_with_groups(model, X, y, groups)
 
 # %% ../../nbs/03_models.ipynb #c5602318
 def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool = True,
@@ -289,6 +290,8 @@ TRUSTED_TYPES = [
     "sklearn.feature_selection._univariate_selection.f_classif",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",  # SMOTE's fitted neighbours
     "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.model_selection._split.GroupKFold",  # target encoding's cross-fitting folds
+    "sklearn.model_selection._split.KFold",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.tree._tree.Tree",
 ]

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 
-from .models import make_pipeline
+from .models import fit_model, make_pipeline
 
 # %% auto #0
 __all__ = ['METRICS', 'FINISHED', 'suggest', 'StudyMismatchError', 'study_setup', 'study_name', 'make_storage', 'make_pruner',
@@ -129,7 +129,8 @@ def cv_objective(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], setup: di
         params = {**base_params, **suggest(trial, setup["space"])}
         pipeline, scores = make_pipeline(spec, setup["family"], params, seed), []
         for step, (fit_idx, val_idx) in enumerate(folds):
-            model = clone(pipeline).fit(X.iloc[fit_idx], y[fit_idx])
+            model = fit_model(clone(pipeline), X.iloc[fit_idx], y[fit_idx],
+                              groups=None if groups is None else np.asarray(groups)[fit_idx])
             scores.append(float(scorer(model, X.iloc[val_idx], y[val_idx])))
             trial.report(float(np.mean(scores)), step)
             if trial.should_prune():
