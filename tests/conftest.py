@@ -27,6 +27,7 @@ TEST_PROFILE = {
         "candidates": ["dummy", "logreg", "random_forest"],
         "random_forest": {"n_estimators": 50, "max_depth": 10, "min_samples_split": 5},
     },
+    "featurize": {"ablation": {"repeats": 1}},
     "evaluate": {"bootstrap_samples": 200},
     "tune": {"n_trials": 6},
 }

@@ -217,6 +217,17 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
     assert version.tags["data_md5"] == data_md5
 
 
+def test_featurize_report_has_the_block_ablation_of_this_data(pipeline):
+    ablation = json.loads((pipeline / "reports/ablation.json").read_text())
+    assert ablation["base"]["gain"] == 0 and not ablation["base"]["helps"]
+    measured = {"group_aggregates", "ratios", "binning", "polynomial", "select_k_best", "resample: smote"}
+    assert measured <= set(ablation) and "date_parts" not in ablation  # Telco has no date column
+    for name, row in ablation.items():
+        assert 0.7 < row["roc_auc"] < 1 and row["helps"] == (name != "base" and row["gain"] > row["se"])
+        assert row["on"] is False  # the shipped blocks that apply to Telco are all off
+    assert "Ablation: does each optional block help on this data?" in (pipeline / "reports/featurize.ipynb").read_text()
+
+
 def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(pipeline, tmp_path):
     before = (pipeline / "reports/metrics.json").read_bytes()
     first = json.loads((pipeline / "reports/promotion.json").read_text())

@@ -18,7 +18,8 @@
 #
 # Chooses feature blocks by column role (from the contract) and writes the **unfitted**
 # specification that `train` fits inside every cross-validation fold. The sample below is
-# transformed by a fit on the training split only.
+# transformed by a fit on the training split only; the ablation measures what each optional block
+# would add on this data.
 
 # %% tags=["parameters"]
 section = "featurize"
@@ -29,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, data, features, track
+from churnlab import config, data, features, models, track
 
 root = config.repo_root()
 params = config.params_section(section, root=root)
@@ -53,12 +54,39 @@ sample = pd.DataFrame(preprocessor.transform(train.head(5)), columns=names)
 display(Markdown(f"{len(spec['dtypes'])} raw feature columns -> **{len(names)} model inputs**"))
 display(sample.T)
 
+# %% [markdown]
+# ## Ablation: does each optional block help on this data?
+#
+# Every applicable optional block switched on alone against the base (all off), scored on the same
+# repeated folds under the split strategy (`featurize.ablation`: family with its default
+# parameters, folds x repeats). `helps`: the mean paired ROC-AUC gain exceeds one standard error,
+# the rule the shipped defaults follow. `on` is what this run's `featurize.blocks` says. A block that
+# helps logistic regression may add nothing to the family `train` selects (gradient boosting finds
+# interactions on its own): `bench/ablation.py` compares both with their tuned parameters.
+
+# %%
+groups = data.split_groups(train, contract)
+X = train.drop(columns=[contract["target"]])
+setup = params["ablation"]
+folds = data.repeated_folds(contract["split"]["strategy"], X, y, groups, setup["folds"], setup["repeats"],
+                            params["seed"])
+ablation = models.block_ablation(X, y, contract, params, setup["family"], folds, groups)
+shipped = {name for name, cfg in params["blocks"].items() if cfg.get("enabled")}
+shipped |= {f"resample: {params['blocks']['resample']['method']}", *(["target_encoding"] if
+            params.get("high_cardinality") == "target" else [])}
+ablation["on"] = ablation["variant"].isin(shipped)
+display(Markdown(f"{setup['family']}, {len(folds)} folds ({contract['split']['strategy']} strategy)"))
+display(ablation.round(4))
+
 # %%
 config.atomic_write_text(config.resolve("artifacts/features/spec.json", root),
                          json.dumps(spec, indent=2, sort_keys=True) + "\n")
+config.atomic_write_text(config.resolve("reports/ablation.json", root),
+                         ablation.set_index("variant").to_json(orient="index", indent=2) + "\n")
 with track.stage_run("featurize", params, root) as run:
     import mlflow
 
     mlflow.log_metrics({"raw_features": len(spec["dtypes"]), "model_inputs": len(names)})
     mlflow.log_dict(spec, "feature_spec.json")
+    mlflow.log_table(ablation, "ablation.json")
     mlflow.log_text("\n".join(warnings), "warnings.txt")

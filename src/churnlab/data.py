@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
+    RepeatedStratifiedKFold,
     StratifiedKFold,
     TimeSeriesSplit,
     train_test_split,
@@ -26,8 +27,8 @@ from sklearn.model_selection import (
 __all__ = ['ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables', 'encode_target', 'infer_role',
            'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
            'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'novelty_matrix',
-           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'split_groups',
-           'write_default_data']
+           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'repeated_folds',
+           'split_groups', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 @dataclass
@@ -409,6 +410,19 @@ def cv_splitter(strategy: str, n_splits: int = 5, seed: int = 42):
     if strategy == "group":
         return GroupKFold(n_splits=n_splits)
     raise ValueError(f"unknown split strategy {strategy!r}")
+
+
+def repeated_folds(strategy: str, X: pd.DataFrame, y: np.ndarray, groups=None, n_splits: int = 2,
+                   n_repeats: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n_splits` x `n_repeats` (fit, validation) folds under the split strategy, for paired comparisons
+    of variants: repeated stratified or group k-fold (a new shuffle per repeat); under time, one
+    expanding-window pass with as many splits, each fitted on the past only."""
+    if strategy == "time":
+        return list(TimeSeriesSplit(n_splits=n_splits * n_repeats).split(X))
+    if strategy == "group":
+        return [fold for r in range(n_repeats)
+                for fold in GroupKFold(n_splits, shuffle=True, random_state=seed + r).split(X, y, groups)]
+    return list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(X, y))
 
 
 def split_groups(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.Series | None:

@@ -34,9 +34,9 @@ from .data import clean_frame, columns_by_role, cv_splitter
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'ContractCoercer', 'date_parts', 'DateParts', 'GroupAggregates',
-           'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec', 'cross_fit_splitter',
-           'fit_with_groups', 'block_transformer', 'build_preprocessor']
+__all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'OPTIONAL_BLOCKS', 'ContractCoercer', 'date_parts', 'DateParts',
+           'GroupAggregates', 'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec',
+           'ablation_variants', 'cross_fit_splitter', 'fit_with_groups', 'block_transformer', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -277,12 +277,30 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
         "scale_numeric": bool(params.get("scale_numeric", True)),
         "onehot_min_frequency": params.get("onehot_min_frequency", 10),
         "onehot_max_categories": params.get("onehot_max_categories", 30),
-        "select_k_best": int(select["k"]) if select.get("enabled") else None,
+        "select_k_best": int(select.get("k", 40)) if select.get("enabled") else None,
         "resample": (options.get("resample") or {}).get("method", "none"),
         "seed": params.get("seed", 0),
         "strategy": contract.get("split", {}).get("strategy", "stratified"),
     }
     return spec, warnings
+
+# %% ../../nbs/02_features.ipynb #a3ec5a8c
+OPTIONAL_BLOCKS = ("date_parts", "group_aggregates", "ratios", "binning", "polynomial", "select_k_best")
+
+
+def ablation_variants(featurize: dict[str, Any], contract: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    "`base` (the `featurize` params, optional blocks off) and one variant per block that applies."
+    off = {name: {**featurize.get("blocks", {}).get(name, {}), "enabled": False} for name in OPTIONAL_BLOCKS}
+    base = {**featurize, "blocks": {**off, "resample": {"method": "none"}}, "high_cardinality": "onehot"}
+    variants = {"base": base}
+    for name in OPTIONAL_BLOCKS:
+        if name != "date_parts" or columns_by_role(contract, "date"):
+            variants[name] = {**base, "blocks": {**base["blocks"], name: {**off[name], "enabled": True}}}
+    for method in ("smote", "undersample"):
+        variants[f"resample: {method}"] = {**base, "blocks": {**base["blocks"], "resample": {"method": method}}}
+    if columns_by_role(contract, "high_cardinality"):
+        variants["target_encoding"] = {**base, "high_cardinality": "target"}
+    return variants
 
 # %% ../../nbs/02_features.ipynb #aa11344f
 def cross_fit_splitter(strategy: str, seed: int = 0):

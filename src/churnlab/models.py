@@ -22,17 +22,17 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
 
-from .features import build_preprocessor, fit_with_groups
+from .features import ablation_variants, build_preprocessor, feature_spec, fit_with_groups
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
-           'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model', 'select_family',
-           'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline', 'input_columns', 'choose_threshold',
-           'select_and_fit', 'with_tuned', 'feature_means', 'contributions', 'reason_codes', 'save_model', 'load_model',
-           'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
+           'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model', 'block_ablation',
+           'select_family', 'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline', 'input_columns',
+           'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means', 'contributions', 'reason_codes',
+           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -133,6 +133,29 @@ def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None)
     if isinstance(model, CalibratedClassifierCV):
         model.set_params(cv=calibration_folds(splitter, X, y, groups))
     return fit_with_groups(model, X, y, groups)
+
+# %% ../../nbs/03_models.ipynb #2980d4f2
+def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], featurize: dict[str, Any],
+                   family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
+                   metric: str = "roc_auc", only: list[str] | None = None) -> pd.DataFrame:
+    """Per variant (those that change the base's spec; `only` these, if given): mean CV `metric` over
+    `folds`, and the mean and SE of its paired per-fold gain over `base`; `helps` when the gain exceeds
+    one SE."""
+    rows, base, base_spec = [], None, None
+    for name, variant in ablation_variants(featurize, contract).items():
+        if only is not None and name not in ("base", *only):
+            continue
+        spec = feature_spec(contract, variant)[0]
+        if spec == base_spec:
+            continue  # the block found no columns to work on: nothing to measure
+        pipeline = make_pipeline(spec, family, params)
+        scores = np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric)["scores"])
+        base, base_spec = (scores, spec) if base is None else (base, base_spec)
+        gain = scores - base
+        se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+        rows.append({"variant": name, metric: float(scores.mean()), "gain": float(gain.mean()), "se": se,
+                     "helps": bool(name != "base" and gain.mean() > se)})
+    return pd.DataFrame(rows)
 
 # %% ../../nbs/03_models.ipynb #c5602318
 def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool = True,
