@@ -176,8 +176,12 @@ def run_dataset(name: str, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("datasets", nargs="*", default=COVERING, choices=list(DATASETS))
+    parser.add_argument("datasets", nargs="*", help=f"of {', '.join(DATASETS)} (default: {' '.join(COVERING)})")
     args = parser.parse_args()
+    args.datasets = args.datasets or COVERING
+    unknown = set(args.datasets) - set(DATASETS)
+    if unknown:
+        parser.error(f"unknown dataset(s) {sorted(unknown)}: choose from {', '.join(DATASETS)}")
     with tempfile.TemporaryDirectory() as tmp:
         results = []
         for name in args.datasets:  # printed as each finishes; a failure names its dataset and ends the run
