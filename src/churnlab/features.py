@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'OPTIONAL_BLOCKS', 'ContractCoercer', 'date_parts', 'DateParts',
            'GroupAggregates', 'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec',
-           'ablation_variants', 'cross_fit_splitter', 'fit_with_groups', 'block_transformer', 'build_preprocessor']
+           'ablation_variants', 'enabled_variants', 'cross_fit_splitter', 'fit_with_groups', 'block_transformer',
+           'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -302,6 +303,14 @@ def ablation_variants(featurize: dict[str, Any], contract: dict[str, Any]) -> di
         variants["target_encoding"] = {**base, "high_cardinality": "target"}
     return variants
 
+
+def enabled_variants(featurize: dict[str, Any]) -> set[str]:
+    "The names of `ablation_variants` that the `featurize` params switch on."
+    blocks = featurize.get("blocks", {})
+    enabled = {name for name in OPTIONAL_BLOCKS if blocks.get(name, {}).get("enabled")}
+    enabled |= {f"resample: {blocks.get('resample', {}).get('method', 'none')}"}
+    return enabled | ({"target_encoding"} if featurize.get("high_cardinality") == "target" else set())
+
 # %% ../../nbs/02_features.ipynb #aa11344f
 def cross_fit_splitter(strategy: str, seed: int = 0):
     "Target encoding's cross-fitting folds under the split `strategy` (each row validated once)."
@@ -316,8 +325,8 @@ def fit_with_groups(estimator, X: pd.DataFrame, y, groups=None):
     return estimator.fit(X, y)
 
 # %% ../../nbs/02_features.ipynb #ddde22ff
-def _numeric_imputer(spec: dict[str, Any]) -> SimpleImputer:
-    return SimpleImputer(strategy=spec["numeric_impute"], keep_empty_features=True)
+def _numeric_imputer(spec: dict[str, Any], add_indicator: bool = False) -> SimpleImputer:
+    return SimpleImputer(strategy=spec["numeric_impute"], add_indicator=add_indicator, keep_empty_features=True)
 
 
 def _missing_level_imputer() -> SimpleImputer:
@@ -329,9 +338,8 @@ def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_a
     "The unfitted transformer of one specification block."
     kind = block["block"]
     if kind == "numeric":
-        steps = [SimpleImputer(strategy=spec["numeric_impute"], add_indicator=spec["missing_indicators"],
-                               keep_empty_features=True)]
-        return make_pipeline(*steps, *([StandardScaler()] if spec["scale_numeric"] else []))
+        imputer = _numeric_imputer(spec, add_indicator=spec["missing_indicators"])
+        return make_pipeline(imputer, *([StandardScaler()] if spec["scale_numeric"] else []))
     if kind == "boolean":
         return SimpleImputer(strategy="most_frequent", keep_empty_features=True)
     if kind == "date_parts":

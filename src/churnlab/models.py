@@ -25,7 +25,13 @@ from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
 
-from .features import ablation_variants, build_preprocessor, feature_spec, fit_with_groups
+from churnlab.features import (
+    ablation_variants,
+    build_preprocessor,
+    enabled_variants,
+    feature_spec,
+    fit_with_groups,
+)
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
@@ -139,22 +145,28 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
                    family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
                    metric: str = "roc_auc", only: list[str] | None = None) -> pd.DataFrame:
     """Per variant (those that change the base's spec; `only` these, if given): mean CV `metric` over
-    `folds`, and the mean and SE of its paired per-fold gain over `base`; `helps` when the gain exceeds
-    one SE."""
-    rows, base, base_spec = [], None, None
-    for name, variant in ablation_variants(featurize, contract).items():
-        if only is not None and name not in ("base", *only):
-            continue
-        spec = feature_spec(contract, variant)[0]
-        if spec == base_spec:
-            continue  # the block found no columns to work on: nothing to measure
+    `folds`, the mean and SE of its paired per-fold gain over `base`, `helps` when the gain exceeds
+    one SE, and `on` when `featurize` switches it on."""
+    enabled = enabled_variants(featurize)
+
+    def scores_of(spec: dict[str, Any]) -> np.ndarray:
         pipeline = make_pipeline(spec, family, params)
-        scores = np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric)["scores"])
-        base, base_spec = (scores, spec) if base is None else (base, base_spec)
+        return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric)["scores"])
+
+    def row(name: str, scores: np.ndarray) -> dict[str, Any]:
         gain = scores - base
         se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-        rows.append({"variant": name, metric: float(scores.mean()), "gain": float(gain.mean()), "se": se,
-                     "helps": bool(name != "base" and gain.mean() > se)})
+        return {"variant": name, metric: float(scores.mean()), "gain": float(gain.mean()), "se": se,
+                "helps": bool(gain.mean() > se), "on": name in enabled}
+
+    variants = ablation_variants(featurize, contract)
+    base_spec = feature_spec(contract, variants.pop("base"))[0]
+    base = scores_of(base_spec)
+    rows = [row("base", base)]
+    for name, variant in variants.items():
+        spec = feature_spec(contract, variant)[0]
+        if spec != base_spec and (only is None or name in only):  # else not asked for, or no columns to work on
+            rows.append(row(name, scores_of(spec)))
     return pd.DataFrame(rows)
 
 # %% ../../nbs/03_models.ipynb #c5602318
