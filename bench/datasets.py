@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from seed_style import seed_style_fit_score  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
-from churnlab import data, evaluate, models  # noqa: E402
+from churnlab import config, data, evaluate, models  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ DATA_KEYS = ("target", "positive_label", "id_columns", "date_columns", "drop_col
 def load_dataset(name: str) -> tuple[pd.DataFrame, dict]:
     "The raw frame and its `data` section besides `path`: Telco from data/ and params.yaml, else a DATASETS table."
     if name == "telco":
-        section = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+        section = config.read_yaml((ROOT / "params.yaml").read_text())["data"]
         return pd.read_csv(ROOT / "data" / "wa_churn.csv"), {k: section[k] for k in DATA_KEYS if k in section}
     return DATASETS[name].load(), DATASETS[name].data
 
@@ -140,7 +140,7 @@ def run_dataset(name: str, workdir: Path) -> dict:
     (root / "data" / "wa_churn.csv").unlink()
     dataset.load().to_csv(root / "data" / f"{name}.csv", index=False)
     run([str(BIN / "dvc"), "add", "data"], root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = config.read_yaml((root / "params.yaml").read_text())
     params["data"] = {"path": [f"data/{name}.csv", "data/production/*.parquet"], **dataset.data}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(root, f"data: {name}")

@@ -181,3 +181,37 @@ def test_every_page_loads_offline_without_console_errors_or_broken_links(site, s
     broken = [u for u in links if not (site / urlparse(u).path.lstrip("/")).exists()]
     assert not problems and not broken and not outside, {"problems": problems, "broken": broken, "outside": outside}
     print(f"screenshots: {OUTPUT / 'home.png'}, {OUTPUT / 'evaluate.png'}")
+
+
+def test_search_works_when_the_site_is_opened_from_disk(site):
+    "The README says to open _docs/index.html: over file:// the search finds pages too."
+    if CHROMIUM is None:
+        pytest.skip("Chromium is missing: run `make test-deps` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    outside = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith("file://")
+                else (outside.append(route.request.url), route.abort())
+            ),
+        )
+        page = context.new_page()
+        page.goto((site / "index.html").as_uri(), wait_until="load")
+        page.keyboard.press("/")
+        page.fill("input.md-search__input", "contract")
+        page.wait_for_selector(".md-search-result__item", timeout=10_000)
+        hits = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
+        assert "matching documents" in page.inner_text(".md-search-result__meta")
+        page.click(".md-search-result__item a")
+        page.wait_for_load_state("load")
+        landed = page.url
+        browser.close()
+    assert hits and all(h.startswith("file://") for h in hits), hits
+    assert (site / urlparse(landed).path.split(str(site))[-1].lstrip("/")).exists(), landed
+    assert not outside, outside

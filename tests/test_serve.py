@@ -128,6 +128,18 @@ def test_every_endpoint_answers(service, pipeline):
     assert "churnlab_request_latency_seconds_bucket" in metrics and "churnlab_model_info" in metrics
 
 
+def test_the_readmes_sample_request_is_answered(service, pipeline):
+    "`curl ... -d @reports/sample_request.json` (the README's line): the evaluate stage's sample body."
+    body = (pipeline / "reports" / "sample_request.json").read_bytes()
+    response = httpx.post(f"{service.url}/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert 0.0 <= response.json()["probability"] <= 1.0
+    explained = httpx.post(
+        f"{service.url}/predict?explain=5", content=body, headers={"content-type": "application/json"}
+    )
+    assert all(r["contribution"] != 0 for r in explained.json()["reasons"])  # zero contributions are no reasons
+
+
 def test_predictions_match_the_pipeline(service, candidate, test_rows):
     pipeline_, meta = candidate
     frame, records = test_rows

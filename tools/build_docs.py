@@ -262,9 +262,79 @@ def mkdocs_config(nav: list) -> dict:
             "pymdownx.superfences",
         ],
         "extra_css": ["notebook.css"],
+        "extra_javascript": ["offline_search.js"],
         "nav": nav,
     }
 
+
+# Material's search runs in a web worker; a browser refuses a worker to a page opened from disk
+# (file://), and Material then hides the search box. There this script takes over: it shows the box,
+# opens it on "/" as Material does, loads the same index as a plain <script> (search/search_index.js,
+# written after the build, the file Material itself reads under file://) and ranks pages by how
+# often the query's words occur in their title and text. Over http it does nothing.
+OFFLINE_SEARCH_JS = """(function () {
+  if (location.protocol !== "file:") return;
+  var here = document.currentScript.src, base = here.slice(0, here.lastIndexOf("/") + 1);
+  var index = null, pending = null;
+  function words(text) { return text.toLowerCase().split(/[^a-z0-9_]+/).filter(Boolean); }
+  function escape(text) {
+    return text.replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; });
+  }
+  function plain(html) { var d = document.createElement("div"); d.innerHTML = html; return d.textContent || ""; }
+  function rank(query) {
+    var terms = words(query), hits = [];
+    if (!terms.length) return hits;
+    index.docs.forEach(function (doc) {
+      var title = doc.title.toLowerCase(), text = plain(doc.text).toLowerCase(), score = 0;
+      terms.forEach(function (t) { score += 10 * title.split(t).length - 10 + text.split(t).length - 1; });
+      if (score > 0) hits.push({doc: doc, score: score, text: text});
+    });
+    return hits.sort(function (a, b) { return b.score - a.score; }).slice(0, 20);
+  }
+  function render(query) {
+    var list = document.querySelector(".md-search-result__list");
+    var meta = document.querySelector(".md-search-result__meta");
+    if (!list) return;
+    if (!index) { pending = query; return; }
+    var hits = rank(query), term = words(query)[0] || "";
+    if (meta) meta.textContent = hits.length ? hits.length + " matching documents" : "No matching documents";
+    list.innerHTML = hits.map(function (h) {
+      var at = Math.max(0, h.text.indexOf(term) - 60), snippet = plain(h.doc.text).slice(at, at + 200);
+      return '<li class="md-search-result__item"><a href="' + base + h.doc.location +
+        '" class="md-search-result__link"><article class="md-search-result__article md-typeset">' +
+        '<h1>' + escape(plain(h.doc.title)) + '</h1><p>' + escape(snippet) + '</p></article></a></li>';
+    }).join("");
+  }
+  var script = document.createElement("script");
+  script.src = base + "search/search_index.js";
+  script.onload = function () { index = window.__index; if (pending !== null) render(pending); };
+  document.head.appendChild(script);
+  document.addEventListener("DOMContentLoaded", function () {
+    var box = document.querySelector(".md-search");
+    if (box) box.hidden = false;
+  });
+  window.addEventListener("load", function () {  // Material hides the box once its worker fails
+    var box = document.querySelector(".md-search");
+    if (box) box.hidden = false;
+  });
+  document.addEventListener("keydown", function (event) {
+    var toggle = document.getElementById("__search"), input = document.querySelector("input.md-search__input");
+    if (!toggle || !input) return;
+    if (event.key === "/" && document.activeElement !== input) {
+      event.preventDefault();
+      toggle.checked = true;
+      document.querySelector(".md-search").hidden = false;
+      input.focus();
+    } else if (event.key === "Escape" && toggle.checked) {
+      toggle.checked = false;
+      input.blur();
+    }
+  });
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("input.md-search__input")) render(event.target.value);
+  }, true);
+})();
+"""
 
 NOTEBOOK_CSS = """.nb-output { overflow-x: auto; margin: 0 0 1em; }
 .nb-output table { font-size: 0.7rem; }
@@ -281,6 +351,7 @@ def main() -> None:
     docs.mkdir(parents=True)
     nav = write_pages(docs, readme.removeprefix(README_NOTE))
     (docs / "notebook.css").write_text(NOTEBOOK_CSS)
+    (docs / "offline_search.js").write_text(OFFLINE_SEARCH_JS)
     staging = SITE.with_name(SITE.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     config = mkdocs_config(nav) | {"site_dir": str(staging)}
@@ -288,6 +359,8 @@ def main() -> None:
     env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
     build = [str(BIN / "mkdocs"), "build", "--strict", "--quiet", "-f", str(BUILD / "mkdocs.yml")]
     subprocess.run(build, check=True, env=env)
+    index = (staging / "search" / "search_index.json").read_text()
+    (staging / "search" / "search_index.js").write_text(f"var __index = {index};\n")
     shutil.rmtree(SITE, ignore_errors=True)
     staging.rename(SITE)  # the old site stays whole until the new one is complete
     pages = len(list(SITE.rglob("*.html")))

@@ -79,7 +79,9 @@ def make_copy(dest: Path, params_update: dict | None = None) -> Path:
 
         write_default_data(dest / "data" / "wa_churn.csv")
     if params_update:
-        params = yaml.safe_load((dest / "params.yaml").read_text())
+        from churnlab.config import read_yaml  # YAML 1.2: `yes` stays text
+
+        params = read_yaml((dest / "params.yaml").read_text())
         (dest / "params.yaml").write_text(yaml.safe_dump(deep_update(params, params_update), sort_keys=False))
     remote = dest.parent / f"{dest.name}-remote"
     (dest / ".dvc" / "config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")

@@ -33,6 +33,7 @@ from sklearn.metrics import classification_report
 
 from churnlab import config, data, evaluate, models, track
 
+library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
 pipeline, meta = models.load_model(config.resolve("artifacts/model", root))
@@ -181,3 +182,24 @@ config.atomic_write_bytes(config.resolve("artifacts/evaluate/test_scores.parquet
 config.atomic_write_text(config.resolve("reports/promotion.json", root), json.dumps(promotion, indent=2) + "\n")
 config.atomic_write_text(config.resolve("reports/metrics.json", root),
                          json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+# %% [markdown]
+# ## A sample request
+#
+# One test row as the body of `POST /predict` (`data.request_records`: dates in ISO 8601, missing
+# values left out), for the README's `curl -d @reports/sample_request.json` example.
+
+# %%
+complete = test[test[list(contract["columns"])].notna().all(axis=1)]
+sample_request = data.request_records((complete if len(complete) else test).head(1), contract)[0]
+config.atomic_write_text(config.resolve("reports/sample_request.json", root),
+                         json.dumps(sample_request, indent=2, default=str) + "\n")
+display(Markdown(f"```json\n{json.dumps(sample_request, indent=2, default=str)}\n```"))
+
+# %% [markdown]
+# ## Warnings from libraries
+#
+# Collected while the cells above ran (`track.collect_warnings`): one row per distinct warning.
+
+# %%
+display(Markdown(library_warnings.markdown()))

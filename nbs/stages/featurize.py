@@ -32,6 +32,7 @@ from IPython.display import Markdown, display
 
 from churnlab import config, data, features, models, track
 
+library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
 contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
@@ -61,16 +62,24 @@ display(sample.T)
 # Every applicable optional block switched on alone against the base (all off), scored on the same
 # repeated folds under the split strategy (`featurize.ablation`: family with its default
 # parameters, folds x repeats). `helps`: the mean paired ROC-AUC gain exceeds one standard error,
-# the rule the shipped defaults follow. `on` is what this run's `featurize.blocks` says. A block that
-# helps logistic regression may add nothing to the family `train` selects (gradient boosting finds
-# interactions on its own): `bench/ablation.py` compares both with their tuned parameters.
+# the rule the shipped defaults follow. `on` is what this run's `featurize.blocks` says.
+#
+# **The verdicts are for the ablation's family only.** `train` chooses its family later, on
+# cross-validation (`reports/cv.json` names it), and a block that helps logistic regression often
+# adds nothing to gradient boosting, which finds interactions on its own; switching such a block on
+# can even change which family wins. Before turning a block on, measure it for the family `train`
+# chose: set `featurize.ablation.family` to that family and rerun `dvc repro featurize`, or run
+# `bench/ablation.py`, which compares both with their tuned parameters.
 
 # %%
 setup = params["ablation"]
 folds = data.repeated_folds(contract["split"]["strategy"], X, y, groups, setup["folds"], setup["repeats"],
                             params["seed"])
 ablation = models.block_ablation(X, y, contract, params, setup["family"], folds, groups)
-display(Markdown(f"{setup['family']}, {len(folds)} folds ({contract['split']['strategy']} strategy)"))
+helping = ablation.loc[ablation["helps"] & (ablation["variant"] != "base"), "variant"].tolist()
+display(Markdown(f"Measured with **{setup['family']}** (default parameters), {len(folds)} folds "
+                 f"({contract['split']['strategy']} strategy). Blocks that help {setup['family']}: "
+                 f"{', '.join(helping) or 'none'}; this says nothing about other families (see above)."))
 display(ablation.round(4))
 
 # %%
@@ -85,3 +94,11 @@ with track.stage_run("featurize", params, root) as run:
     mlflow.log_dict(spec, "feature_spec.json")
     mlflow.log_table(ablation, "ablation.json")
     mlflow.log_text("\n".join(warnings), "warnings.txt")
+
+# %% [markdown]
+# ## Warnings from libraries
+#
+# Collected while the cells above ran (`track.collect_warnings`): one row per distinct warning.
+
+# %%
+display(Markdown(library_warnings.markdown()))

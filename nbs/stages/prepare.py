@@ -34,6 +34,7 @@ from IPython.display import Image, Markdown, display
 
 from churnlab import config, data, track
 
+library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 data_params = config.params_section(data_section, root=root)
 params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test_size,
@@ -44,7 +45,8 @@ params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test
 
 # %%
 paths = data.expand_paths(data_params["path"], root)
-raw = data.read_tables(paths)
+csv = {"sep": data_params.get("sep") or ",", "decimal": data_params.get("decimal") or "."}
+raw = data.read_tables(paths, **csv)
 sources = [str(p.relative_to(root)) for p in paths]
 display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {sources}"))
 display(raw.head())
@@ -58,9 +60,23 @@ display(raw.head())
 # %%
 contract = data.infer_contract(
     raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
-    data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"))
-contract, parts, dropped = data.prepare_splits(raw, contract, strategy, test_size, holdout_size, seed)
+    data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"),
+    decimal=csv["decimal"])
+contract, parts, dropped = data.prepare_splits(raw, {**contract, "csv": csv}, strategy, test_size, holdout_size,
+                                               seed)
 display(pd.DataFrame(contract["columns"]).T)
+
+# %% [markdown]
+# ## What was decided, and the line that changes it
+#
+# Inferences beyond the plain cases (numbers written as text, undeclared dates, identifier-like and
+# high-cardinality columns), `data` entries skipped because this data lacks their column, and what
+# the split means. The same lines are printed in the terminal by `dvc repro`.
+
+# %%
+decisions = [data.ContractDecision(**d) for d in contract["decisions"]] + data.split_decisions(contract, parts)
+with pd.option_context("display.max_colwidth", None):  # the lines to change are shown whole
+    display(pd.DataFrame([vars(d) for d in decisions], columns=["column", "decision", "why", "change"]))
 
 # %% [markdown]
 # ## Profile
@@ -97,6 +113,9 @@ out = config.resolve("artifacts/prepared", root)
 for name, part in parts.items():
     config.atomic_write_bytes(out / f"{name}.parquet", part.reset_index(drop=True).to_parquet(index=False))
 config.atomic_write_text(out / "schema.json", json.dumps(contract, indent=2, sort_keys=True) + "\n")
+summary_lines = [f"prepare: {len(clean):,} rows, {len(features)} columns, {contract['split']['strategy']} split; "
+                 f"decisions (the report reports/prepare.ipynb lists them too):", *(f"  - {d}" for d in decisions)]
+config.atomic_write_text(config.resolve("reports/.tmp/prepare.summary.txt", root), "\n".join(summary_lines) + "\n")
 
 # %%
 with track.stage_run("prepare", params, root) as run:
@@ -106,3 +125,11 @@ with track.stage_run("prepare", params, root) as run:
     mlflow.log_metric("train_positive_rate", float(summary.loc["train", "positive_rate"]))
     mlflow.log_artifact(str(out / "schema.json"))
     mlflow.set_tag("contract_fingerprint", data.contract_fingerprint(contract))
+
+# %% [markdown]
+# ## Warnings from libraries
+#
+# Collected while the cells above ran (`track.collect_warnings`): one row per distinct warning.
+
+# %%
+display(Markdown(library_warnings.markdown()))

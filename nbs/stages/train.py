@@ -32,6 +32,7 @@ from IPython.display import Markdown, display
 
 from churnlab import cli, config, data, models, track
 
+library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
 tuned = json.loads(config.resolve("artifacts/tune/best_params.json", root).read_text())
@@ -91,3 +92,11 @@ models.save_model(candidate, meta, config.resolve("artifacts/model", root))
 config.atomic_write_text(config.resolve("reports/cv.json", root), json.dumps(
     {"chosen": chosen, "metric": params["cv_metric"], "families": cv_report}, indent=2, sort_keys=True) + "\n")
 config.atomic_write_text(config.resolve("artifacts/train/timings.json", root), json.dumps(timings, indent=2) + "\n")
+
+# %% [markdown]
+# ## Warnings from libraries
+#
+# Collected while the cells above ran (`track.collect_warnings`): one row per distinct warning.
+
+# %%
+display(Markdown(library_warnings.markdown()))

@@ -32,6 +32,7 @@ from IPython.display import Image, Markdown, display
 
 from churnlab import cli, config, track, tune
 
+library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
 study, objective = cli.tuning_session(params, root, seed=params["seed"])
@@ -72,3 +73,11 @@ for name in ("optimization_history", "param_importances", "parallel_coordinate")
     if (plots_dir / f"{name}.png").exists():
         display(Image(filename=str(plots_dir / f"{name}.png")))
 config.atomic_write_text(config.resolve("artifacts/tune/best_params.json", root), tune.best_params_json(best))
+
+# %% [markdown]
+# ## Warnings from libraries
+#
+# Collected while the cells above ran (`track.collect_warnings`): one row per distinct warning.
+
+# %%
+display(Markdown(library_warnings.markdown()))

@@ -25,21 +25,22 @@ __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_s
            'write_figures', 'retrain', 'monitoring_run', 'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
-def iter_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
-    "Read a CSV or Parquet file in chunks of at most `chunk_rows` rows."
+def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: str = ".") -> Iterator[pd.DataFrame]:
+    "Read a CSV (with training's `sep` and `decimal`) or Parquet file in chunks of at most `chunk_rows` rows."
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     else:
-        yield from pd.read_csv(path, chunksize=chunk_rows)
+        yield from pd.read_csv(path, chunksize=chunk_rows, sep=sep, decimal=decimal)
 
 
 def _score_chunk(chunk: pd.DataFrame, pipeline, meta: dict, scorer, explain: int) -> pd.DataFrame:
     problems = data.check_values(chunk, meta["contract"])
     if problems:
         raise data.DataContractError(problems)
+    chunk = data.parse_numbers(chunk, meta["contract"])  # "1,234.5" as training read it
     if scorer is not None:
         proba = scorer.predict_proba(scorer.columns_from_frame(chunk))
         scored = pd.DataFrame({"prediction": (proba >= meta["threshold"]).astype(np.int64), "probability": proba})
@@ -74,7 +75,7 @@ def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: i
     rows, probabilities = 0, []
     try:
         with open(tmp, "w", newline="") as f, tqdm(total=total, unit="rows", disable=not sys.stderr.isatty()) as bar:
-            for chunk in iter_chunks(source, chunk_rows):
+            for chunk in iter_chunks(source, chunk_rows, **meta["contract"].get("csv", {})):
                 out = _score_chunk(chunk, pipeline, meta, scorer, explain)
                 out.to_csv(f, header=rows == 0, index=False, lineterminator="\n")
                 if deciles:
@@ -120,7 +121,7 @@ def cmd_serve(args) -> int:
 # %% ../../nbs/06_cli.ipynb #964099ac
 def cmd_validate(args) -> int:
     contract = json.loads(config.resolve("artifacts/prepared/schema.json").read_text())
-    frame = data.read_table(config.resolve(args.path, Path.cwd()))
+    frame = data.read_table(config.resolve(args.path, Path.cwd()), **contract.get("csv", {}))
     problems = data.check_values(frame, contract)
     for p in problems:
         print(f"ERROR {p}")

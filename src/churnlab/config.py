@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 # %% auto #0
-__all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'load_params', 'params_section', 'tracking_uri',
+__all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'read_yaml', 'load_params', 'params_section', 'tracking_uri',
            'tune_storage', 'service_root', 'prediction_log_url', 'monitoring_history_url', 'atomic_write_bytes',
            'atomic_write_text']
 
@@ -37,10 +38,27 @@ def resolve(path: str | Path, root: Path | None = None) -> Path:
     return path if path.is_absolute() else (root or repo_root()) / path
 
 # %% ../../nbs/00_config.ipynb #28148c6c
+class _Yaml12Loader(yaml.SafeLoader):
+    "PyYAML's safe loader with YAML 1.2 booleans: only true/false; yes, no, on, off, y, n stay text."
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def read_yaml(text: str) -> Any:
+    """YAML as `params.yaml` means it: YAML 1.2 booleans, so `positive_label: yes` (what
+    `dvc exp run -S data.positive_label=yes` writes) is the text "yes", not True."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
 def load_params(path: str | Path = "params.yaml", root: Path | None = None) -> dict[str, Any]:
-    "All of `params.yaml` as a dict."
-    with open(resolve(path, root)) as f:
-        return yaml.safe_load(f) or {}
+    "All of `params.yaml` as a dict (read by `read_yaml`)."
+    return read_yaml(resolve(path, root).read_text()) or {}
 
 
 def params_section(name: str, path: str | Path = "params.yaml", root: Path | None = None) -> dict[str, Any]:
@@ -49,6 +67,7 @@ def params_section(name: str, path: str | Path = "params.yaml", root: Path | Non
     if name not in params:
         raise KeyError(f"params.yaml has no '{name}' section (sections: {', '.join(params)})")
     return params[name]
+
 
 # %% ../../nbs/00_config.ipynb #53df39b3
 EXPERIMENT_NAME = "churnlab"

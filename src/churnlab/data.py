@@ -8,7 +8,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +24,51 @@ from sklearn.model_selection import (
 )
 
 # %% auto #0
-__all__ = ['ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables', 'encode_target', 'infer_role',
+__all__ = ['FIXES', 'PLAIN_NUMBERS', 'ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables',
+           'encode_target', 'number_format', 'looks_like_dates', 'ContractDecision', 'infer_column', 'infer_role',
            'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
-           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'learn_domain', 'novelty_matrix',
-           'flag_novelties', 'split_frame', 'resolve_strategy', 'prepare_splits', 'cv_splitter', 'repeated_folds',
-           'split_groups', 'write_default_data']
+           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'parse_numbers', 'request_records',
+           'learn_domain', 'novelty_matrix', 'flag_novelties', 'split_frame', 'declared_dates', 'resolve_strategy',
+           'prepare_splits', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
+FIXES = {  # what to do about each broken rule, shown after the problem
+    "target present": "set data.target in params.yaml to one of the columns",
+    "two classes": "keep two classes in the target column (map or drop the others before `dvc add data`)",
+    "positive_label present": "set data.positive_label in params.yaml to one of the classes",
+    "finite": "replace the infinite values (blank is read as missing) or drop those rows",
+    "unique ids": "remove the duplicate rows, or set prepare.strategy: group when an entity has several rows",
+    "numeric": "correct the values (blank is read as missing), set data.decimal for decimal commas, "
+               "or list the column in data.drop_columns",
+    "not all missing": "list the column in data.drop_columns",
+    "not constant": "list the column in data.drop_columns",
+    "non-empty file": "export the table again: the file has no data rows",
+    "delimiter": "set data.sep in params.yaml (for example data.sep: ';')",
+    "date": "correct or blank the entry, or remove the column from data.date_columns",
+    "declared column present": "remove the column from data.date_columns, or correct its name",
+    "numeric bounds": "remove the column from data.bounds",
+    "hard bound": "correct those rows, or relax data.bounds",
+    "column present": "add the column to the file (blank values are allowed where training had them)",
+    "number format": "set data.decimal in params.yaml ('.' or ',')",
+}
+
+
 @dataclass
 class ContractIssue:
-    "One broken rule: which column, which rule, what was expected, example row labels."
+    "One broken rule: which column, which rule, what was expected, example row labels, and the fix."
     column: str
     rule: str
     message: str
     rows: list = field(default_factory=list)
+    fix: str = ""
+
+    def __post_init__(self):
+        self.fix = self.fix or FIXES.get(self.rule, "")
 
     def __str__(self) -> str:
         rows = f" (example rows: {', '.join(map(str, self.rows[:5]))})" if self.rows else ""
-        return f"column '{self.column}': {self.rule}: {self.message}{rows}"
+        fix = f". Fix: {self.fix}" if self.fix else ""
+        return f"column '{self.column}': {self.rule}: {self.message}{rows}{fix}"
 
 
 class DataContractError(ValueError):
@@ -51,6 +78,7 @@ class DataContractError(ValueError):
         self.issues = list(issues)
         lines = "\n".join(f"  - {issue}" for issue in self.issues)
         super().__init__(f"{len(self.issues)} data contract problem(s):\n{lines}")
+
 
 # %% ../../nbs/01_data.ipynb #30d916e2
 def expand_paths(spec: str | list[str], root: Path) -> list[Path]:
@@ -68,8 +96,9 @@ def expand_paths(spec: str | list[str], root: Path) -> list[Path]:
     return paths
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    "Read one CSV or Parquet file, refusing empty files and a wrong CSV delimiter."
+def read_table(path: str | Path, sep: str = ",", decimal: str = ".") -> pd.DataFrame:
+    """Read one CSV or Parquet file, refusing empty files and a wrong CSV delimiter. `sep` and `decimal`
+    (`data.sep`, `data.decimal`) are for CSVs such as European exports (`;` and `,`)."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise DataContractError([ContractIssue("*", "non-empty file", f"{path.name} is empty")])
@@ -77,21 +106,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     else:
         try:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, sep=sep, decimal=decimal)
         except pd.errors.EmptyDataError:
             raise DataContractError([ContractIssue("*", "non-empty file", f"{path.name} has no columns")]) from None
-    if frame.shape[1] == 1 and any(sep in str(frame.columns[0]) for sep in (";", "\t", "|")):
+    others = [s for s in (";", "\t", "|", ",") if s != sep]
+    found = [s for s in others if s in str(frame.columns[0])]
+    if frame.shape[1] == 1 and found:
         raise DataContractError([ContractIssue(
             str(frame.columns[0])[:40], "delimiter",
-            f"{path.name} parsed as one column; expected comma-separated values (found ';', tab or '|')")])
+            f"{path.name} parsed as one column with separator {sep!r}; its header holds {found[0]!r}",
+            fix=f"set data.sep: {found[0]!r} in params.yaml")])
     if frame.empty:
         raise DataContractError([ContractIssue("*", "non-empty file", f"{path.name} has a header but no rows")])
     return frame
 
 
-def read_tables(paths: list[Path]) -> pd.DataFrame:
+def read_tables(paths: list[Path], sep: str = ",", decimal: str = ".") -> pd.DataFrame:
     "Concatenate several files with the same columns."
-    return pd.concat([read_table(p) for p in paths], ignore_index=True)
+    return pd.concat([read_table(p, sep, decimal) for p in paths], ignore_index=True)
+
 
 # %% ../../nbs/01_data.ipynb #5127bfb3
 def _label_text(value: Any) -> str:
@@ -105,17 +138,59 @@ def encode_target(target: pd.Series, positive_label: Any) -> np.ndarray:
     return (target.map(_label_text) == _label_text(positive_label)).to_numpy(dtype=np.int64)
 
 # %% ../../nbs/01_data.ipynb #06f67d86
-def _as_number(series: pd.Series) -> pd.Series:
-    "Numbers stored as text (blanks allowed) as floats; unparseable entries become NaN."
-    text = series.astype("str").str.strip().replace("", np.nan)
-    return pd.to_numeric(text, errors="coerce")
+PLAIN_NUMBERS = {"thousands": "", "decimal": "."}
+_PLAIN_RE = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+_NUMBER_PATTERNS = {  # (thousands, decimal): what a value written that way looks like
+    (",", "."): rf"[+-]?\d{{1,3}}(,\d{{3}})+(\.\d*)?|{_PLAIN_RE}",
+    (".", ","): r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?|[+-]?\d+(,\d*)?",
+}
 
 
-def _text_is_numeric(series: pd.Series, min_share: float = 0.98) -> bool:
-    "Text whose non-blank values are (almost all) numbers: the rest are typos that validation reports."
+def _as_number(series: pd.Series, number_format: dict[str, str] | None = None) -> pd.Series:
+    """Numbers stored as text (blanks allowed) as floats, written with `number_format`'s thousands
+    separator and decimal mark (plain by default); unparseable entries become NaN."""
+    fmt = number_format or PLAIN_NUMBERS
+    text = series.astype("str").str.strip()
+    if fmt["thousands"]:
+        text = text.str.replace(fmt["thousands"], "", regex=False)
+    if fmt["decimal"] != ".":
+        text = text.str.replace(fmt["decimal"], ".", regex=False)
+    return pd.to_numeric(text.replace("", np.nan), errors="coerce")
+
+
+def _distinct_text(series: pd.Series) -> pd.Series:
+    "Counts of the distinct non-blank values of a text column, stripped."
     values = series.dropna().astype("str").str.strip()
-    values = values[values != ""]
-    return len(values) > 0 and float(pd.to_numeric(values, errors="coerce").notna().mean()) >= min_share
+    return values[values != ""].value_counts()
+
+
+def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98) -> dict[str, str] | None:
+    """How a text column writes numbers, when at least `min_share` of its non-blank values are numbers:
+    plain (`1234.5`), with thousands separators (`1,234.5`, an Excel export) or with a decimal comma
+    (`1.234,5` or `12,5`); None when it is not numbers. `decimal=","` (`data.decimal`) settles `1,234`."""
+    counts = _distinct_text(series)
+    if counts.empty:
+        return None
+    values, weights = pd.Series(counts.index.astype("str")), counts.to_numpy() / counts.sum()
+    if float(weights[pd.to_numeric(values, errors="coerce").notna().to_numpy()].sum()) >= min_share:
+        return dict(PLAIN_NUMBERS)
+    order = [(".", ","), (",", ".")] if decimal == "," else [(",", "."), (".", ",")]
+    for thousands, mark in order:
+        fits = values.str.fullmatch(_NUMBER_PATTERNS[(thousands, mark)]).to_numpy()
+        if float(weights[fits].sum()) >= min_share and values.str.contains(",", regex=False).any():
+            return {"thousands": thousands, "decimal": mark}
+    return None
+
+
+def looks_like_dates(series: pd.Series, sample: int = 2000) -> bool:
+    "Text whose distinct values (a sample of the most frequent) all hold 4+ digits and parse as dates."
+    counts = _distinct_text(series)
+    if len(counts) < 2:
+        return False
+    values = pd.Series(counts.index[:sample].astype("str"))
+    if not values.str.count(r"\d").ge(4).all():
+        return False
+    return bool(pd.to_datetime(values, format="mixed", errors="coerce").notna().all())
 
 
 def _is_row_number(series: pd.Series) -> bool:
@@ -123,19 +198,83 @@ def _is_row_number(series: pd.Series) -> bool:
             and (series.is_monotonic_increasing or series.is_monotonic_decreasing))
 
 
-def infer_role(series: pd.Series, max_categories: int = 50) -> str:
-    "The role of a feature column from its values."
+def _distinct_in_every_row(series: pd.Series, min_rows: int = 20) -> bool:
+    return len(series) >= min_rows and bool(series.notna().all()) and series.is_unique
+
+
+# %% ../../nbs/01_data.ipynb #a97be1e5
+@dataclass
+class ContractDecision:
+    "Something the contract decided on its own (or a declared key it skipped), and the line that changes it."
+    column: str
+    decision: str
+    why: str
+    change: str = ""
+
+    def __str__(self) -> str:
+        change = f" To change: {self.change}" if self.change else ""
+        return f"{self.column}: {self.decision} ({self.why}).{change}"
+
+
+def _number_decision(name: str, series: pd.Series, fmt: dict[str, str]) -> ContractDecision | None:
+    if fmt == PLAIN_NUMBERS:
+        return None
+    example = next(v for v in _distinct_text(series).index if "," in str(v))
+    marks = f"thousands '{fmt['thousands']}', decimal '{fmt['decimal']}'"
+    other = "," if fmt["decimal"] == "." else "."
+    return ContractDecision(name, "numeric, numbers written as text", f"values such as {example!r} read with {marks}",
+                            f"data.decimal: '{other}' if '{fmt['decimal']}' is not the decimal mark")
+
+
+def _distinct_integers_decision(name: str, series: pd.Series) -> ContractDecision | None:
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    if not _distinct_in_every_row(series) or not np.all(np.mod(values, 1) == 0):
+        return None
+    return ContractDecision(name, "numeric feature, a distinct whole number in every row",
+                            "an identifier in no particular order would be a noise feature",
+                            f"if it is an identifier, add it to data.id_columns (id_columns: [{name}])")
+
+
+def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = ".",
+                 ) -> tuple[str, dict[str, Any], ContractDecision | None]:
+    "The role of a feature column from its values, extra contract entries, and the decision worth reporting."
+    name = str(series.name)
     if pd.api.types.is_bool_dtype(series):
-        return "boolean"
+        return "boolean", {}, None
     if _is_row_number(series):
-        return "id"
-    if pd.api.types.is_numeric_dtype(series) or (
-        pd.api.types.is_string_dtype(series) and _text_is_numeric(series)
-    ):
-        return "boolean" if series.dropna().nunique() == 2 and pd.api.types.is_numeric_dtype(series) else "numeric"
+        return "id", {}, ContractDecision(name, "id", "unique integers in order: a row number is no feature")
     if pd.api.types.is_datetime64_any_dtype(series):
-        return "date"
-    return "high_cardinality" if series.nunique() > max_categories else "categorical"
+        return "date", {"declared": False}, ContractDecision(
+            name, "date, not declared", "it neither orders the split nor is a feature while date parts are off",
+            f"to split in time by it: date_columns: [{name}]")
+    if pd.api.types.is_numeric_dtype(series):
+        return ("boolean" if series.dropna().nunique() == 2 else "numeric"), {}, _distinct_integers_decision(
+            name, series)
+    fmt = number_format(series, decimal)
+    if fmt is not None:
+        extra = {} if fmt == PLAIN_NUMBERS else {"number_format": fmt}
+        return "numeric", extra, _number_decision(name, series, fmt) or _distinct_integers_decision(
+            name, _as_number(series, fmt))
+    if looks_like_dates(series):
+        return "date", {"declared": False}, ContractDecision(
+            name, "date (text that parses as dates), not declared",
+            "read as a date; it neither orders the split nor is a feature while date parts are off",
+            f"to split in time by it: date_columns: [{name}]")
+    if _distinct_in_every_row(series):
+        return "id", {}, ContractDecision(name, "id, not a feature", "a distinct text value in every row: "
+                                          "nothing a model learns from it applies to a new row")
+    levels = series.nunique()
+    if levels > max_categories:
+        return "high_cardinality", {}, ContractDecision(
+            name, f"high-cardinality categorical ({levels:,} levels)", "one-hot of its frequent levels, rare "
+            "ones pooled; monitored on its frequent levels only", "featurize.high_cardinality: target")
+    return "categorical", {}, None
+
+
+def infer_role(series: pd.Series, max_categories: int = 50) -> str:
+    "The role `infer_column` gives a column."
+    return infer_column(series, max_categories)[0]
+
 
 # %% ../../nbs/01_data.ipynb #47bd7e17
 def _storage_dtype(series: pd.Series, role: str) -> str:
@@ -149,6 +288,14 @@ def _storage_dtype(series: pd.Series, role: str) -> str:
     return "str"
 
 
+def _present_only(frame: pd.DataFrame, key: str, names, decisions: list[ContractDecision]) -> list[str]:
+    "The declared names present in `frame`; each absent one is skipped, with a decision saying so."
+    for name in [n for n in names or [] if n not in frame.columns]:
+        decisions.append(ContractDecision(name, f"data.{key} entry skipped", "no such column in this data",
+                                          f"remove '{name}' from data.{key}"))
+    return [n for n in names or [] if n in frame.columns]
+
+
 def infer_contract(
     frame: pd.DataFrame,
     target: str,
@@ -158,30 +305,39 @@ def infer_contract(
     drop_columns: list[str] | None = None,
     bounds: dict[str, dict[str, float]] | None = None,
     max_categories: int = 50,
+    decimal: str = ".",
 ) -> dict[str, Any]:
     """Infer the data contract (roles and dtypes of every column) from a raw frame; `bounds` declares
-    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break."""
+    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break.
+    `decisions` lists what was inferred beyond the plain cases, and declared names that were skipped."""
     check_target(frame, target, positive_label)
-    declared = {c: "id" for c in id_columns or []} | {c: "date" for c in date_columns or []}
-    drop = set(drop_columns or [])
-    missing = [c for c in [*declared, *drop, *(bounds or {})] if c not in frame.columns]
-    if missing:
-        raise DataContractError([ContractIssue(c, "declared column present", "named in params.yaml `data` "
-                                               "but absent from the data") for c in missing])
+    missing_dates = [c for c in date_columns or [] if c not in frame.columns]
+    if missing_dates:  # a declared date changes the split: never silently ignored
+        raise DataContractError([ContractIssue(c, "declared column present", "named in data.date_columns "
+                                               "but absent from the data") for c in missing_dates])
+    decisions: list[ContractDecision] = []
+    ids = _present_only(frame, "id_columns", id_columns, decisions)
+    drop = set(_present_only(frame, "drop_columns", drop_columns, decisions))
+    bounded = _present_only(frame, "bounds", list(bounds or {}), decisions)
+    declared = {c: "id" for c in ids} | {c: "date" for c in date_columns or []}
     columns = {}
     for name in frame.columns:
         if name == target or name in drop:
             continue
-        role = declared.get(name) or infer_role(frame[name], max_categories)
-        columns[str(name)] = {"role": role, "dtype": _storage_dtype(frame[name], role)}
-    for name, limits in (bounds or {}).items():
+        role, extra = declared.get(name), {"declared": True} if declared.get(name) == "date" else {}
+        if role is None:
+            role, extra, decision = infer_column(frame[name], max_categories, decimal)
+            decisions += [decision] if decision else []
+        columns[str(name)] = {"role": role, "dtype": _storage_dtype(frame[name], role), **extra}
+    for name in bounded:
         if columns.get(name, {}).get("dtype") not in ("float", "int"):
             raise DataContractError([ContractIssue(name, "numeric bounds", "data.bounds applies to numeric columns")])
-        columns[name]["bounds"] = {side: float(limits[side]) for side in ("min", "max") if limits.get(side) is not None}
+        columns[name]["bounds"] = {side: float(bounds[name][side]) for side in ("min", "max")
+                                   if bounds[name].get(side) is not None}
     classes = sorted({_label_text(v) for v in frame[target].dropna()})
     return {
         "target": target, "positive_label": _label_text(positive_label), "classes": classes,
-        "columns": columns,
+        "columns": columns, "decisions": [asdict(d) for d in decisions],
     }
 
 
@@ -200,6 +356,7 @@ def contract_fingerprint(contract: dict[str, Any]) -> str:
     core = {"target": contract["target"], "positive_label": contract["positive_label"],
             "columns": {c: [s["role"], s["dtype"]] for c, s in contract["columns"].items()}}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
+
 
 # %% ../../nbs/01_data.ipynb #4bac1e3c
 def _examples(mask: pd.Series, n: int = 5) -> list:
@@ -248,7 +405,7 @@ def check_values(frame: pd.DataFrame, contract: dict[str, Any]) -> list[Contract
             continue
         column = frame[name]
         if spec["dtype"] in ("float", "int"):
-            numbers = column if pd.api.types.is_numeric_dtype(column) else _as_number(column)
+            numbers = column if pd.api.types.is_numeric_dtype(column) else _as_number(column, spec.get("number_format"))
             bad_text = numbers.isna() & column.notna() & ~column.astype("str").str.strip().eq("")
             if bad_text.any():
                 issues.append(ContractIssue(name, "numeric", f"expected numbers, found {column[bad_text].iloc[0]!r}",
@@ -284,7 +441,8 @@ def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
             continue
         column = frame[name]
         if spec["dtype"] == "float":
-            out[name] = (column if pd.api.types.is_numeric_dtype(column) else _as_number(column)).astype("float64")
+            out[name] = (column if pd.api.types.is_numeric_dtype(column)
+                         else _as_number(column, spec.get("number_format"))).astype("float64")
         elif spec["dtype"] == "int":
             out[name] = column.astype("float64") if column.isna().any() else column.astype("int64")
         elif spec["dtype"] == "datetime":
@@ -294,6 +452,29 @@ def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
     if contract["target"] in frame.columns:
         out[contract["target"]] = frame[contract["target"]].map(_label_text, na_action="ignore").astype("str")
     return pd.DataFrame(out, index=frame.index)
+
+
+def parse_numbers(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
+    "`frame` with the numeric columns the contract reads in a number format (`1,234.5`) as floats."
+    written = {c: s["number_format"] for c, s in contract["columns"].items() if "number_format" in s and c in frame}
+    if not written or all(pd.api.types.is_numeric_dtype(frame[c]) for c in written):
+        return frame
+    return frame.assign(**{c: _as_number(frame[c], fmt) if not pd.api.types.is_numeric_dtype(frame[c])
+                           else frame[c] for c, fmt in written.items()})
+
+# %% ../../nbs/01_data.ipynb #055d429a
+def request_records(frame: pd.DataFrame, contract: dict[str, Any]) -> list[dict[str, Any]]:
+    "Rows of a raw frame as JSON-ready request bodies: cleaned by the contract, dates ISO, missing values left out."
+    clean = clean_frame(frame, {**contract, "target": None})
+    records = []
+    for row in clean.to_dict(orient="records"):
+        body = {}
+        for name, value in row.items():
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                continue
+            body[name] = value.isoformat() if isinstance(value, pd.Timestamp) else value
+        records.append(body)
+    return records
 
 # %% ../../nbs/01_data.ipynb #20b25e2a
 def learn_domain(contract: dict[str, Any], train: pd.DataFrame, max_listed: int = 200) -> dict[str, Any]:
@@ -373,10 +554,15 @@ def split_frame(
     return tuple(frame.iloc[np.sort(part)] for part in (train, test, holdout))
 
 # %% ../../nbs/01_data.ipynb #fb026dec
+def declared_dates(contract: dict[str, Any]) -> list[str]:
+    "Date columns declared in `data.date_columns` (contracts written before `declared` existed: every date)."
+    return [c for c, s in contract["columns"].items() if s["role"] == "date" and s.get("declared", True)]
+
+
 def resolve_strategy(strategy: str, contract: dict[str, Any]) -> str:
-    "`auto`: time-ordered when the contract has a date column, else stratified; other strategies as given."
+    "`auto`: time-ordered when a date column is declared, else stratified; other strategies as given."
     if strategy == "auto":
-        return "time" if columns_by_role(contract, "date") else "stratified"
+        return "time" if declared_dates(contract) else "stratified"
     return strategy
 
 
@@ -392,13 +578,50 @@ def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = 
     no_target = clean[contract["target"]].isna()
     clean = clean[~no_target]
     y = encode_target(clean[contract["target"]], contract["positive_label"])
-    dates, ids = columns_by_role(contract, "date"), columns_by_role(contract, "id")
+    dates, ids = declared_dates(contract) or columns_by_role(contract, "date"), columns_by_role(contract, "id")
     split = {"strategy": strategy, "seed": seed, "order_column": dates[0] if dates else None,
              "group_column": ids[0] if ids else None}
     parts = split_frame(clean, y, strategy, test_size, holdout_size, seed,
                         split["order_column"], split["group_column"])
     contract = {**learn_domain(contract, parts[0]), "split": split, "id_columns": ids}
     return contract, dict(zip(("train", "test", "holdout"), parts, strict=True)), int(no_target.sum())
+
+
+# %% ../../nbs/01_data.ipynb #1d7d89dc
+def _span(part: pd.DataFrame, column: str) -> str:
+    dates = part[column].dropna()
+    return f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no dates"
+
+
+def split_decisions(contract: dict[str, Any], parts: dict[str, pd.DataFrame], min_rho: float = 0.5,
+                    ) -> list[ContractDecision]:
+    """What the split means for this data, for the prepare report: the strategy and why, the date
+    ranges of a time split, and numeric columns that move with its date (a cohort split)."""
+    split, strategy = contract["split"], contract["split"]["strategy"]
+    undeclared = [c for c in columns_by_role(contract, "date") if c not in declared_dates(contract)]
+    if strategy == "stratified":
+        hint = f"date_columns: [{undeclared[0]}] to split in time" if undeclared else "prepare.strategy: time or group"
+        return [ContractDecision("(split)", "stratified", "rows drawn at random, each split keeps the positive rate; "
+                                 "no date column is declared", hint)]
+    if strategy == "group":
+        return [ContractDecision(split["group_column"], "group split", "every row of one entity in one split",
+                                 "prepare.strategy: stratified")]
+    order, train = split["order_column"], parts["train"]
+    spans = ", ".join(f"{name} {_span(part, order)}" for name, part in parts.items())
+    out = [ContractDecision(order, "time split", f"{spans}. Ranges and levels are learned on train, so later values "
+                            "outside them are flagged as novelties, and monitoring compares new data with the "
+                            "training period", "prepare.strategy: stratified")]
+    when = train[order].rank()
+    for column in columns_by_role(contract, "numeric"):
+        rho = float(when.corr(train[column].rank()))
+        if abs(rho) >= min_rho:
+            out.append(ContractDecision(column, f"moves with {order} (Spearman {rho:+.2f} on train)",
+                       f"if {order} is when a customer joined, this is a cohort split: test and holdout hold the "
+                       f"newest customers, their {column} lies outside the training range and monitoring reports "
+                       "drift", "declare the date the features were observed (a snapshot date) in "
+                       "data.date_columns, or set prepare.strategy: stratified"))
+    return out
+
 
 # %% ../../nbs/01_data.ipynb #886a417a
 def cv_splitter(strategy: str, n_splits: int = 5, seed: int = 42):

@@ -294,15 +294,17 @@ def contributions(model, X: pd.DataFrame, means: dict[str, Any]) -> pd.DataFrame
 
 
 def reason_codes(model, X: pd.DataFrame, means: dict[str, Any], k: int = 3) -> pd.DataFrame:
-    "The top `k` contributions per row by absolute size: `reason_i` (feature) and `contribution_i`."
+    """The top `k` contributions per row by absolute size: `reason_i` (feature) and `contribution_i`.
+    A contribution that rounds to zero is no reason: its `reason_i` is missing (None), its value NaN."""
     contrib = contributions(model, X, means)
     values = contrib.to_numpy()
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-    names = np.asarray(contrib.columns)
+    names = np.asarray(contrib.columns, dtype=object)
     out = {}
     for i in range(order.shape[1]):
-        out[f"reason_{i + 1}"] = names[order[:, i]]
-        out[f"contribution_{i + 1}"] = np.round(np.take_along_axis(values, order[:, i:i + 1], axis=1)[:, 0], 6)
+        value = np.round(np.take_along_axis(values, order[:, i:i + 1], axis=1)[:, 0], 6)
+        out[f"reason_{i + 1}"] = np.where(value != 0, names[order[:, i]], None)
+        out[f"contribution_{i + 1}"] = np.where(value != 0, value, np.nan)
     return pd.DataFrame(out, index=X.index)
 
 # %% ../../nbs/03_models.ipynb #9c018093

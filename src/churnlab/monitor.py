@@ -58,12 +58,15 @@ def level_counts(values: pd.Series) -> pd.Series:
     return values.astype("str").fillna(MISSING).value_counts(sort=False)
 
 
-def categorical_profile(values: pd.Series, max_levels: int = 100) -> dict[str, Any]:
-    "Counts of the `max_levels` most frequent levels; the rest are pooled as `(other)`."
+def categorical_profile(values: pd.Series, max_levels: int = 100, min_share: float = 0.01) -> dict[str, Any]:
+    """Counts of the (at most `max_levels`) levels holding at least `min_share` of the rows; the rest
+    are pooled as `(other)`, so a names-like column is monitored on its frequent levels only."""
     counts = level_counts(values).sort_values(ascending=False, kind="stable")
-    kept = counts.iloc[:max_levels].to_dict()
-    if len(counts) > max_levels:
-        kept[OTHER] = int(counts.iloc[max_levels:].sum())
+    frequent = counts.iloc[:max_levels]
+    frequent = frequent[frequent >= min_share * max(len(values), 1)]
+    kept = frequent.to_dict()
+    if len(counts) > len(frequent):
+        kept[OTHER] = int(counts.sum() - frequent.sum())
     return {"kind": "categorical", "n": int(len(values)), "missing_share": float(values.isna().mean()),
             "counts": {str(k): int(v) for k, v in kept.items()}}
 

@@ -31,7 +31,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
 from pydantic import with_config
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
@@ -392,7 +392,19 @@ def _field_type(dtype: str, low: float | None, high: float | None) -> Any:
                          WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
     if dtype == "float":
         return Annotated[float, Field(ge=low, le=high)]
+    if dtype == "datetime":
+        return Annotated[str, AfterValidator(_iso_date),
+                         WithJsonSchema({"type": "string", "description": "an ISO 8601 date or date-time"})]
     return str
+
+
+def _iso_date(value: str) -> str:
+    "A date field's text, when it is an ISO 8601 date or date-time (`2024-01-15`, `2024-01-15T08:30:00Z`)."
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 date such as 2024-01-15 (pandas: to_json(date_format='iso'))") from None
+    return value
 
 
 def _example_value(spec: dict[str, Any]) -> Any:
@@ -911,7 +923,8 @@ def create_app(model: str | None = None, root: Path | None = None, settings: Ser
                                             s.meta["feature_means"], explain)
             out["reasons"] = [{"feature": codes[f"reason_{i}"].iloc[0],
                                "contribution": float(codes[f"contribution_{i}"].iloc[0])}
-                              for i in range(1, explain + 1) if f"reason_{i}" in codes]
+                              for i in range(1, explain + 1)
+                              if f"reason_{i}" in codes and codes[f"reason_{i}"].iloc[0] is not None]
         predictions.append(_log_rows(request.state.request_id, s, [record], proba, label, flags))
         metrics.scored(proba, flags)
         return FastJSONResponse(out)  # documented by `Prediction`, rendered directly

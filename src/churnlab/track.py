@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from .config import EXPERIMENT_NAME, tracking_uri
 
 # %% auto #0
 __all__ = ['REQUIREMENTS', 'file_md5', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten',
-           'stage_run', 'trial_logger', 'registered_name', 'log_candidate', 'register_candidate', 'alias_version',
-           'set_alias', 'version_tags']
+           'stage_run', 'trial_logger', 'WarningLog', 'collect_warnings', 'registered_name', 'log_candidate',
+           'register_candidate', 'alias_version', 'set_alias', 'version_tags']
 
 # %% ../../nbs/05_track.ipynb #0b844f38
 def file_md5(path: Path) -> str:
@@ -126,6 +127,36 @@ def trial_logger(metric: str):
                 mlflow.log_metric(f"{metric}_running_mean", value, step=step)
 
     return log_trial
+
+# %% ../../nbs/05_track.ipynb #6a2c1aaa
+class WarningLog:
+    "Warnings raised while a stage notebook runs, gathered for one short, deduplicated section."
+
+    def __init__(self):
+        self.seen: dict[tuple[str, str, str], int] = {}
+
+    def record(self, message, category, filename, lineno, file=None, line=None) -> None:
+        "A `warnings.showwarning` replacement: count the warning instead of printing it."
+        text = str(message).strip().splitlines()[0][:240] if str(message).strip() else category.__name__
+        parts = Path(filename).parts
+        source = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(filename).name
+        key = (category.__name__, text, source.removesuffix(".py"))
+        self.seen[key] = self.seen.get(key, 0) + 1
+
+    def markdown(self) -> str:
+        "The warnings as a Markdown table (category, source package, message, times), or a line saying none."
+        if not self.seen:
+            return "No library warnings."
+        rows = [f"| {c} | {s} | {m.replace('|', '/')} | {n} |" for (c, m, s), n in sorted(self.seen.items())]
+        return "\n".join(["| warning | from | message | times |", "|---|---|---|---|", *rows])
+
+
+def collect_warnings() -> WarningLog:
+    "Route every later warning of this process into a `WarningLog` (stage notebooks show it at the end)."
+    log = WarningLog()
+    warnings.showwarning = log.record
+    return log
+
 
 # %% ../../nbs/05_track.ipynb #19bbc9ac
 REQUIREMENTS = ["scikit-learn", "skops", "pandas", "numpy"]
