@@ -140,6 +140,21 @@ def server(site):
     httpd.shutdown()
 
 
+def _offline_browser(playwright, allowed: str, outside: list):
+    "Chromium with the network off: a request whose URL does not start with `allowed` is recorded and refused."
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(allowed)
+            else (outside.append(route.request.url), route.abort())
+        ),
+    )
+    return browser, context
+
+
 def test_every_page_loads_offline_without_console_errors_or_broken_links(site, server):
     if CHROMIUM is None:
         pytest.skip("Chromium is missing: run `make test-deps` (apt-get install chromium)")
@@ -148,17 +163,7 @@ def test_every_page_loads_offline_without_console_errors_or_broken_links(site, s
     OUTPUT.mkdir(parents=True, exist_ok=True)
     problems, outside, links = [], [], set()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        # The network is "off": any request that leaves the local server is recorded and refused.
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith(server)
-                else (outside.append(route.request.url), route.abort())
-            ),
-        )
+        browser, context = _offline_browser(p, server, outside)
         page = context.new_page()
         page.on("console", lambda m: m.type == "error" and problems.append(f"{page.url}: console: {m.text}"))
         page.on("pageerror", lambda e: problems.append(f"{page.url}: page error: {e}"))
@@ -191,16 +196,7 @@ def test_search_works_when_the_site_is_opened_from_disk(site):
 
     outside = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith("file://")
-                else (outside.append(route.request.url), route.abort())
-            ),
-        )
+        browser, context = _offline_browser(p, "file://", outside)
         page = context.new_page()
         page.goto((site / "index.html").as_uri(), wait_until="load")
         page.keyboard.press("/")
