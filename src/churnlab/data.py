@@ -164,11 +164,13 @@ def _distinct_text(series: pd.Series) -> pd.Series:
     return values[values != ""].value_counts()
 
 
-def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98) -> dict[str, str] | None:
+def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98,
+                  counts: pd.Series | None = None) -> dict[str, str] | None:
     """How a text column writes numbers, when at least `min_share` of its non-blank values are numbers:
     plain (`1234.5`), with thousands separators (`1,234.5`, an Excel export) or with a decimal comma
-    (`1.234,5` or `12,5`); None when it is not numbers. `decimal=","` (`data.decimal`) settles `1,234`."""
-    counts = _distinct_text(series)
+    (`1.234,5` or `12,5`); None when it is not numbers. `decimal=","` (`data.decimal`) settles `1,234`.
+    `counts`: the column's `_distinct_text`, when the caller has it already."""
+    counts = _distinct_text(series) if counts is None else counts
     if counts.empty:
         return None
     values, weights = pd.Series(counts.index.astype("str")), counts.to_numpy() / counts.sum()
@@ -182,9 +184,9 @@ def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98
     return None
 
 
-def looks_like_dates(series: pd.Series, sample: int = 2000) -> bool:
+def looks_like_dates(series: pd.Series, sample: int = 2000, counts: pd.Series | None = None) -> bool:
     "Text whose distinct values (a sample of the most frequent) all hold 4+ digits and parse as dates."
-    counts = _distinct_text(series)
+    counts = _distinct_text(series) if counts is None else counts
     if len(counts) < 2:
         return False
     values = pd.Series(counts.index[:sample].astype("str"))
@@ -216,10 +218,10 @@ class ContractDecision:
         return f"{self.column}: {self.decision} ({self.why}).{change}"
 
 
-def _number_decision(name: str, series: pd.Series, fmt: dict[str, str]) -> ContractDecision | None:
+def _number_decision(name: str, counts: pd.Series, fmt: dict[str, str]) -> ContractDecision | None:
     if fmt == PLAIN_NUMBERS:
         return None
-    example = next(v for v in _distinct_text(series).index if "," in str(v))
+    example = next(v for v in counts.index if "," in str(v))
     marks = f"thousands '{fmt['thousands']}', decimal '{fmt['decimal']}'"
     other = "," if fmt["decimal"] == "." else "."
     return ContractDecision(name, "numeric, numbers written as text", f"values such as {example!r} read with {marks}",
@@ -250,12 +252,13 @@ def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = "."
     if pd.api.types.is_numeric_dtype(series):
         return ("boolean" if series.dropna().nunique() == 2 else "numeric"), {}, _distinct_integers_decision(
             name, series)
-    fmt = number_format(series, decimal)
+    counts = _distinct_text(series)  # read once for the number and date checks
+    fmt = number_format(series, decimal, counts=counts)
     if fmt is not None:
         extra = {} if fmt == PLAIN_NUMBERS else {"number_format": fmt}
-        return "numeric", extra, _number_decision(name, series, fmt) or _distinct_integers_decision(
+        return "numeric", extra, _number_decision(name, counts, fmt) or _distinct_integers_decision(
             name, _as_number(series, fmt))
-    if looks_like_dates(series):
+    if looks_like_dates(series, counts=counts):
         return "date", {"declared": False}, ContractDecision(
             name, "date (text that parses as dates), not declared",
             "read as a date; it neither orders the split nor is a feature while date parts are off",
