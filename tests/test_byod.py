@@ -10,12 +10,14 @@ import json
 import re
 import shutil
 
+import httpx
 import nbformat
 import pandas as pd
 import pytest
 from conftest import BIN, ROOT, TEST_PROFILE, make_copy, run
 from pydantic import TypeAdapter
 from tables import bank_table
+from test_serve import STOPPED, Server
 from workspace import deep_update
 
 from churnlab import config, monitor, serve
@@ -112,6 +114,32 @@ def test_the_served_schema_takes_numbers_for_the_exported_amounts(bank):
     sample = json.loads((kept / "reports/sample_request.json").read_text())
     assert isinstance(sample["Balance"], float) and sample["Joined"][:4].isdigit()  # ISO date
     assert record.validate_json(json.dumps(sample)) == sample
+
+
+def test_true_false_flags_and_price_tiers_are_served_as_what_they_mean(bank, tmp_path):
+    "A bool column is a boolean (JSON true/false), a 0/1 flag with blanks and two price tiers are numbers."
+    root, _, kept, _ = bank
+    columns = json.loads((kept / "artifacts/prepared/schema.json").read_text())["columns"]
+    assert (columns["autopay"]["role"], columns["autopay"]["dtype"]) == ("boolean", "bool")
+    assert (columns["complained"]["role"], columns["complained"]["dtype"]) == ("numeric", "float")
+    assert (columns["price_tier"]["role"], columns["price_tier"]["dtype"]) == ("numeric", "float")
+    assert columns["Geography"]["categories"] == ["France", "Germany", "Spain"]  # "Spain " trimmed
+    sample = json.loads((root / "reports/sample_request.json").read_text())
+    assert isinstance(sample["autopay"], bool)
+    server = Server(root, tmp_path).wait_ready()
+    try:
+        body = {**sample, "autopay": True, "complained": 1, "price_tier": 19.99}
+        answer = httpx.post(f"{server.url}/predict", json=body)
+        assert answer.status_code == 200 and 0 <= answer.json()["probability"] <= 1, answer.text
+        padded = httpx.post(f"{server.url}/predict", json={**body, "Geography": f"{body['Geography']} "}).json()
+        assert padded["probability"] == pytest.approx(answer.json()["probability"], abs=1e-9)
+        batch = httpx.post(f"{server.url}/predict_batch", json=[sample, body, sample]).json()["predictions"]
+        assert batch[1]["probability"] == pytest.approx(answer.json()["probability"], abs=1e-9)  # alone = in a batch
+        for field, bad in (("autopay", "maybe"), ("autopay", 1), ("complained", "abc"), ("price_tier", "abc")):
+            refused = httpx.post(f"{server.url}/predict", json={**body, field: bad})
+            assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == field, refused.text
+    finally:
+        assert server.stop() in STOPPED
 
 
 def test_surname_like_columns_raise_no_drift_on_resamples_of_the_training_data(bank):

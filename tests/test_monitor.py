@@ -258,6 +258,10 @@ def test_retrain_adds_a_data_version_and_a_gated_model_version(pipeline, tmp_pat
     versions = [int(v.version) for v in client.search_model_versions(f"name = '{before['registered_model']}'")]
     champion_before = str(client.get_model_version_by_alias(before["registered_model"], "champion").version)
     prepared_before = _prepared_rows(pipeline)
+    splits_before = {
+        n: set(pd.read_parquet(pipeline / f"artifacts/prepared/{n}.parquet")["rownames"])
+        for n in ("train", "test", "holdout")
+    }
     holdout = pd.read_parquet(pipeline / "artifacts/prepared/holdout.parquet")
     batch = holdout.assign(rownames=holdout["rownames"] + 1_000_000, monthly_charges=holdout["monthly_charges"] * 1.3)
     batch.to_parquet(tmp_path / "labelled.parquet")
@@ -276,3 +280,8 @@ def test_retrain_adds_a_data_version_and_a_gated_model_version(pipeline, tmp_pat
     wins = test["difference"] > test["margin"] and test["p_value"] < params["evaluate"]["alpha"]
     assert after["promoted"] == wins and champion == (after["registered_version"] if wins else champion_before)
     assert _prepared_rows(pipeline) == prepared_before + len(batch)
+    # the new data version moved no earlier row, and the gate scored neither model on rows it trained on
+    for name, rows in splits_before.items():
+        assert rows <= set(pd.read_parquet(pipeline / f"artifacts/prepared/{name}.parquet")["rownames"]), name
+    assert test["rows_champion_trained_on"] == 0 and test["champion_split_known"]
+    assert test["rows"] == len(pd.read_parquet(pipeline / "artifacts/prepared/test.parquet"))

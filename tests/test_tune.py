@@ -3,6 +3,7 @@ and target encoding that does not leak."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -68,6 +69,22 @@ def test_a_fresh_study_gives_byte_identical_best_params(pipeline, tune_project, 
     study, objective = _session(tune_project, str(tmp_path / "journal.log"))
     tune.top_up(study, objective, n_trials)
     assert tune.best_params_json(tune.best_record(study)) == (pipeline / "artifacts/tune/best_params.json").read_text()
+
+
+def test_a_featurize_change_starts_a_new_study(pipeline, tune_project, tmp_path):
+    "Another feature spec (or tune.fixed, tune.seed) is another objective: the old trials are never reused."
+    stored = json.loads((pipeline / "artifacts/tune/best_params.json").read_text())["study_name"]
+    storage = str(tmp_path / "journal.log")
+    assert _session(tune_project, storage)[0].study_name == stored  # same tracked inputs: the same study
+    spec_path = tune_project / "artifacts/features/spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec_path.write_text(json.dumps({**spec, "scale_numeric": not spec["scale_numeric"]}))
+    try:
+        changed = _session(tune_project, storage)[0]
+        assert changed.study_name != stored and tune.finished_trials(changed) == 0
+    finally:
+        spec_path.write_text(json.dumps(spec))
+    assert _session(tune_project, storage, seed=7)[0].study_name != stored
 
 
 def test_a_study_made_for_other_data_is_refused(tune_project, tmp_path):

@@ -19,7 +19,10 @@
 # The candidate is scored **once** on the test split. Metrics carry 95% bootstrap intervals; the
 # plots and the model card are written under `reports/`. The candidate is registered, and the gate
 # moves alias `champion` only when a paired bootstrap on the same test rows shows it better than
-# the current champion by at least `margin` at one-sided p < `alpha`.
+# the current champion by at least `margin` at one-sided p < `alpha`. Those rows are the test rows
+# that neither model trained on: the champion may come from an earlier data version or other split
+# settings, so its split rule (recorded in its contract) is recomputed on today's rows
+# (`data.trained_rows`) and every row it may have fitted is left out.
 
 # %% tags=["parameters"]
 section = "evaluate"
@@ -27,6 +30,7 @@ section = "evaluate"
 # %%
 import json
 
+import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
@@ -165,9 +169,17 @@ with track.stage_run("evaluate", params, root) as run:
     champion = track.alias_version(name)
     test_result = None
     if champion is not None and champion != version:
-        champion_model, _ = models.load_model(mlflow.artifacts.download_artifacts(f"models:/{name}/{champion}"))
-        champion_proba = champion_model.predict_proba(X)[:, 1]
-        test_result = evaluate.paired_bootstrap_test(y, proba, champion_proba, params["margin"], n_boot, seed)
+        champion_model, champion_meta = models.load_model(
+            mlflow.artifacts.download_artifacts(f"models:/{name}/{champion}"))
+        # only test rows neither model trained on: the champion's split rule, recomputed on today's rows
+        seen = data.trained_rows(test, champion_meta["contract"])
+        fresh = ~seen if seen is not None else np.ones(len(test), dtype=bool)
+        champion_proba = champion_model.predict_proba(X[fresh])[:, 1]
+        test_result = evaluate.paired_bootstrap_test(y[fresh], proba[fresh], champion_proba, params["margin"],
+                                                     n_boot, seed) if len(np.unique(y[fresh])) == 2 else None
+        test_result = {**(test_result or {"difference": None, "p_value": None, "margin": params["margin"]}),
+                       "rows": int(fresh.sum()), "rows_champion_trained_on": int(len(test) - fresh.sum()),
+                       "champion_split_known": seen is not None}
     promoted, reason = evaluate.promotion_decision(test_result, params["alpha"])
     track.set_alias(name, version, "champion" if promoted else "challenger")
     promotion = {"registered_model": name, "registered_version": version,

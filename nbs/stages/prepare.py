@@ -17,7 +17,9 @@
 # # Prepare: contract, validation, splits
 #
 # Reads the raw data named in `params.yaml` (`data` section), infers and checks the data
-# contract, and writes three disjoint seeded splits. Nothing is written unless every rule holds.
+# contract, and writes three disjoint seeded splits (each row's split follows from its id or
+# content, so appended data never moves an earlier row). Nothing is written unless every rule
+# holds, each split holding at least `prepare.min_positives` rows of either class among them.
 
 # %% tags=["parameters"]
 data_section = "data"
@@ -25,6 +27,7 @@ strategy = "auto"
 test_size = 0.2
 holdout_size = 0.1
 seed = 42
+min_positives = 10
 
 # %%
 import json
@@ -38,7 +41,8 @@ library_warnings = track.collect_warnings()  # shown once, deduplicated, at the 
 root = config.repo_root()
 data_params = config.params_section(data_section, root=root)
 params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test_size,
-                                               holdout_size=holdout_size, seed=seed)}
+                                               holdout_size=holdout_size, seed=seed,
+                                               min_positives=min_positives)}
 
 # %% [markdown]
 # ## Raw data
@@ -61,9 +65,10 @@ display(raw.head())
 contract = data.infer_contract(
     raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
     data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"),
-    decimal=csv["decimal"])
+    decimal=csv["decimal"], boolean_columns=data_params.get("boolean_columns"),
+    trim_whitespace=data_params.get("trim_whitespace", True))
 contract, parts, dropped = data.prepare_splits(raw, {**contract, "csv": csv}, strategy, test_size, holdout_size,
-                                               seed)
+                                               seed, min_positives)
 display(pd.DataFrame(contract["columns"]).T)
 
 # %% [markdown]

@@ -21,7 +21,10 @@
 # split strategy; a pruner stops bad trials after a fold. Trials run sequentially with a seeded
 # TPE sampler, so the best parameters are the same on every clone; `churnlab tune --n-trials N`
 # adds parallel (unseeded) workers to the same study. The study lives in `tune.storage`
-# (git-ignored state, not a DVC output).
+# (git-ignored state, not a DVC output); its identity (`study_name: auto`) hashes every tracked
+# input of the objective (training rows, feature spec, family, space, fixed params, folds, seed,
+# metric, pruner), so a `featurize` change starts a new study and an empty store gives the same
+# `best_params.json`.
 
 # %% tags=["parameters"]
 section = "tune"

@@ -183,14 +183,15 @@ def tuning_session(params: dict, root: Path, seed: int | None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
     rows, family = training_rows(root), params["family"]
     strategy = rows["contract"]["split"]["strategy"]
+    fixed = (params.get("fixed") or {}).get(family, {})
+    pruning = {"pruner": params["pruner"], "keep_percentile": params.get("keep_percentile", 25.0)}
     setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"], strategy,
-                             rows["md5"])
+                             rows["md5"], rows["spec"], fixed, params["seed"], pruning)
     storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
                                 params.get("heartbeat_interval"), params.get("grace_period"))
     pruner = tune.make_pruner(params["pruner"], params.get("keep_percentile", 25.0))
     study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
     splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
-    fixed = (params.get("fixed") or {}).get(family, {})
     objective = tune.cv_objective(rows["X"], rows["y"], rows["spec"], setup, fixed, splitter, rows["groups"],
                                   params["seed"])
     return study, objective

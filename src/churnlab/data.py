@@ -16,20 +16,19 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
-    GroupShuffleSplit,
     RepeatedStratifiedKFold,
     StratifiedKFold,
     TimeSeriesSplit,
-    train_test_split,
 )
 
 # %% auto #0
-__all__ = ['FIXES', 'PLAIN_NUMBERS', 'ContractIssue', 'DataContractError', 'expand_paths', 'read_table', 'read_tables',
-           'encode_target', 'number_format', 'looks_like_dates', 'ContractDecision', 'infer_column', 'infer_role',
-           'infer_contract', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
-           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'parse_numbers', 'request_records',
-           'learn_domain', 'novelty_matrix', 'flag_novelties', 'split_frame', 'declared_dates', 'resolve_strategy',
-           'prepare_splits', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'write_default_data']
+__all__ = ['FIXES', 'PLAIN_NUMBERS', 'BOOLEAN_TEXT', 'NUMERIC_DTYPES', 'ContractIssue', 'DataContractError', 'expand_paths',
+           'read_table', 'read_tables', 'encode_target', 'number_format', 'looks_like_dates', 'as_boolean',
+           'ContractDecision', 'infer_column', 'infer_role', 'infer_contract', 'feature_columns', 'columns_by_role',
+           'contract_fingerprint', 'check_target', 'check_training_frame', 'check_values', 'parse_dates', 'clean_frame',
+           'parse_numbers', 'request_records', 'learn_domain', 'novelty_matrix', 'flag_novelties', 'row_keys',
+           'assign_splits', 'split_frame', 'declared_dates', 'resolve_strategy', 'check_positives', 'prepare_splits',
+           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 FIXES = {  # what to do about each broken rule, shown after the problem
@@ -50,6 +49,7 @@ FIXES = {  # what to do about each broken rule, shown after the problem
     "hard bound": "correct those rows, or relax data.bounds",
     "column present": "add the column to the file (blank values are allowed where training had them)",
     "number format": "set data.decimal in params.yaml ('.' or ',')",
+    "boolean": "write true/false (or yes/no, 1/0), blank for missing, or remove the column from data.boolean_columns",
 }
 
 
@@ -200,6 +200,27 @@ def _is_row_number(series: pd.Series) -> bool:
             and (series.is_monotonic_increasing or series.is_monotonic_decreasing))
 
 
+BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0, "t": 1.0, "f": 0.0,
+                "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _is_true_false(series: pd.Series) -> bool:
+    "Text (or Python bools with blanks) whose non-blank values are True and False, in any case."
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return False
+    values = series.dropna()
+    return set(values.astype("str").str.strip().str.lower().unique()) - {""} == {"true", "false"}
+
+
+def as_boolean(series: pd.Series) -> pd.Series:
+    """A boolean column as floats: 1.0 true, 0.0 false, NaN missing or unreadable. Reads bools, 0/1 and
+    the text in `BOOLEAN_TEXT` (true/false, yes/no, y/n, t/f, 1/0; any case, surrounding blanks ignored)."""
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return series.astype("float64").where(series.isin([0, 1]), np.nan)
+    text = series.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
+    return text.astype("str").str.strip().str.lower().map(BOOLEAN_TEXT).astype("float64")
+
+
 def _distinct_in_every_row(series: pd.Series, min_rows: int = 20) -> bool:
     return len(series) >= min_rows and bool(series.notna().all()) and series.is_unique
 
@@ -241,7 +262,7 @@ def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = "."
                  ) -> tuple[str, dict[str, Any], ContractDecision | None]:
     "The role of a feature column from its values, extra contract entries, and the decision worth reporting."
     name = str(series.name)
-    if pd.api.types.is_bool_dtype(series):
+    if pd.api.types.is_bool_dtype(series) or _is_true_false(series):
         return "boolean", {}, None
     if _is_row_number(series):
         return "id", {}, ContractDecision(name, "id", "unique integers in order: a row number is no feature")
@@ -249,9 +270,8 @@ def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = "."
         return "date", {"declared": False}, ContractDecision(
             name, "date, not declared", "it neither orders the split nor is a feature while date parts are off",
             f"to split in time by it: date_columns: [{name}]")
-    if pd.api.types.is_numeric_dtype(series):
-        return ("boolean" if series.dropna().nunique() == 2 else "numeric"), {}, _distinct_integers_decision(
-            name, series)
+    if pd.api.types.is_numeric_dtype(series):  # 0/1 flags and two price tiers too: numbers, not booleans
+        return "numeric", {}, _distinct_integers_decision(name, series)
     counts = _distinct_text(series)  # read once for the number and date checks
     fmt = number_format(series, decimal, counts=counts)
     if fmt is not None:
@@ -280,13 +300,18 @@ def infer_role(series: pd.Series, max_categories: int = 50) -> str:
 
 
 # %% ../../nbs/01_data.ipynb #47bd7e17
+NUMERIC_DTYPES = ("float", "int", "bool")  # stored as numbers once cleaned (a bool as 0.0/1.0)
+
+
 def _storage_dtype(series: pd.Series, role: str) -> str:
-    "How a column is stored once cleaned: float, int, datetime or str."
+    "How a column is stored once cleaned: float, bool (as 0.0/1.0), int (ids), datetime or str."
     if role == "numeric":
         return "float"
+    if role == "boolean":
+        return "bool"
     if role == "date":
         return "datetime"
-    if role in ("boolean", "id") and pd.api.types.is_integer_dtype(series):
+    if role == "id" and pd.api.types.is_integer_dtype(series):
         return "int"
     return "str"
 
@@ -309,9 +334,13 @@ def infer_contract(
     bounds: dict[str, dict[str, float]] | None = None,
     max_categories: int = 50,
     decimal: str = ".",
+    boolean_columns: list[str] | None = None,
+    trim_whitespace: bool = True,
 ) -> dict[str, Any]:
     """Infer the data contract (roles and dtypes of every column) from a raw frame; `bounds` declares
-    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break.
+    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break;
+    `boolean_columns` declares yes/no (or y/n, 1/0) columns booleans; `trim_whitespace` strips
+    surrounding blanks from text levels (`"Yes "` is `"Yes"`), at training and when scoring.
     `decisions` lists what was inferred beyond the plain cases, and declared names that were skipped."""
     check_target(frame, target, positive_label)
     missing_dates = [c for c in date_columns or [] if c not in frame.columns]
@@ -322,7 +351,8 @@ def infer_contract(
     ids = _present_only(frame, "id_columns", id_columns, decisions)
     drop = set(_present_only(frame, "drop_columns", drop_columns, decisions))
     bounded = _present_only(frame, "bounds", list(bounds or {}), decisions)
-    declared = {c: "id" for c in ids} | {c: "date" for c in date_columns or []}
+    booleans = _present_only(frame, "boolean_columns", boolean_columns, decisions)
+    declared = {c: "id" for c in ids} | {c: "date" for c in date_columns or []} | {c: "boolean" for c in booleans}
     columns = {}
     for name in frame.columns:
         if name == target or name in drop:
@@ -333,14 +363,14 @@ def infer_contract(
             decisions += [decision] if decision else []
         columns[str(name)] = {"role": role, "dtype": _storage_dtype(frame[name], role), **extra}
     for name in bounded:
-        if columns.get(name, {}).get("dtype") not in ("float", "int"):
+        if columns.get(name, {}).get("dtype") not in ("float", "int"):  # not bool: 0/1 has no bounds
             raise DataContractError([ContractIssue(name, "numeric bounds", "data.bounds applies to numeric columns")])
         columns[name]["bounds"] = {side: float(bounds[name][side]) for side in ("min", "max")
                                    if bounds[name].get(side) is not None}
     classes = sorted({_label_text(v) for v in frame[target].dropna()})
     return {
         "target": target, "positive_label": _label_text(positive_label), "classes": classes,
-        "columns": columns, "decisions": [asdict(d) for d in decisions],
+        "columns": columns, "decisions": [asdict(d) for d in decisions], "trim_whitespace": bool(trim_whitespace),
     }
 
 
@@ -407,7 +437,12 @@ def check_values(frame: pd.DataFrame, contract: dict[str, Any]) -> list[Contract
         if name not in frame.columns:
             continue
         column = frame[name]
-        if spec["dtype"] in ("float", "int"):
+        if spec["dtype"] == "bool":
+            unread = as_boolean(column).isna() & column.notna() & ~column.astype("str").str.strip().eq("")
+            if unread.any():
+                issues.append(ContractIssue(name, "boolean", f"expected true/false, found {column[unread].iloc[0]!r}",
+                                            _examples(unread)))
+        elif spec["dtype"] in ("float", "int"):
             numbers = column if pd.api.types.is_numeric_dtype(column) else _as_number(column, spec.get("number_format"))
             bad_text = numbers.isna() & column.notna() & ~column.astype("str").str.strip().eq("")
             if bad_text.any():
@@ -437,8 +472,9 @@ def parse_dates(column: pd.Series) -> pd.Series:
 
 # %% ../../nbs/01_data.ipynb #22e4e052
 def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
-    "A copy of `frame` with the contract's columns (and target, when present) in the contract's dtypes."
-    out = {}
+    """A copy of `frame` with the contract's columns (and target, when present) in the contract's dtypes;
+    text levels stripped of surrounding blanks when the contract says `trim_whitespace`."""
+    out, trim = {}, contract.get("trim_whitespace", False)
     for name, spec in contract["columns"].items():
         if name not in frame.columns:
             continue
@@ -446,12 +482,16 @@ def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
         if spec["dtype"] == "float":
             out[name] = (column if pd.api.types.is_numeric_dtype(column)
                          else _as_number(column, spec.get("number_format"))).astype("float64")
+        elif spec["dtype"] == "bool":
+            out[name] = as_boolean(column)
         elif spec["dtype"] == "int":
             out[name] = column.astype("float64") if column.isna().any() else column.astype("int64")
         elif spec["dtype"] == "datetime":
             out[name] = parse_dates(column)
         else:
-            out[name] = column.astype("str").where(column.notna(), np.nan).astype("str")
+            text = column.astype("str").where(column.notna(), np.nan).astype("str")
+            stripped = text.str.strip() if trim else text
+            out[name] = stripped.where(stripped.ne("") | (not trim), np.nan)  # trimmed, a blank is missing
     if contract["target"] in frame.columns:
         out[contract["target"]] = frame[contract["target"]].map(_label_text, na_action="ignore").astype("str")
     return pd.DataFrame(out, index=frame.index)
@@ -469,13 +509,15 @@ def parse_numbers(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame
 def request_records(frame: pd.DataFrame, contract: dict[str, Any]) -> list[dict[str, Any]]:
     "Rows of a raw frame as JSON-ready request bodies: cleaned by the contract, dates ISO, missing values left out."
     clean = clean_frame(frame, {**contract, "target": None})
+    booleans = {c for c, s in contract["columns"].items() if s["dtype"] == "bool"}
     records = []
     for row in clean.to_dict(orient="records"):
         body = {}
         for name, value in row.items():
             if value is None or (not isinstance(value, str) and pd.isna(value)):
                 continue
-            body[name] = value.isoformat() if isinstance(value, pd.Timestamp) else value
+            body[name] = (value.isoformat() if isinstance(value, pd.Timestamp)
+                          else bool(value) if name in booleans else value)
         records.append(body)
     return records
 
@@ -487,7 +529,7 @@ def learn_domain(contract: dict[str, Any], train: pd.DataFrame, max_listed: int 
         spec = dict(spec)
         column = train[name]
         spec["missing_share"] = round(float(column.isna().mean()), 6)
-        if spec["dtype"] in ("float", "int"):
+        if spec["dtype"] in ("float", "int"):  # a bool needs no range: anything but 0/1 is refused
             spec["min"], spec["max"] = float(column.min()), float(column.max())
         elif spec["role"] in ("categorical", "high_cardinality") and column.nunique() <= max_listed:
             spec["categories"] = sorted(column.dropna().astype("str").unique().tolist())
@@ -519,6 +561,23 @@ def flag_novelties(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFram
     return pd.DataFrame(matrix, index=frame.index, columns=names)
 
 # %% ../../nbs/01_data.ipynb #00c37dd6
+def row_keys(frame: pd.DataFrame, key_column: str | None = None, seed: int = 42) -> np.ndarray:
+    """A number in [0, 1) per row, from the seed and the row's key: its `key_column` value (an id, or
+    the group under the group split) or, without one, its content (every column, the target too, as text). The same row
+    gets the same number in every data version, whatever rows are added around it."""
+    if key_column is not None:
+        keys = pd.DataFrame({"key": frame[key_column].map(_label_text).astype("str").to_numpy()})
+    else:
+        keys = pd.DataFrame({c: frame[c].astype("str").to_numpy() for c in frame.columns})
+    hashed = pd.util.hash_pandas_object(keys, index=False, hash_key=f"{seed:016d}"[-16:])
+    return hashed.to_numpy(dtype=np.uint64).astype(np.float64) / 2.0**64
+
+
+def assign_splits(u: np.ndarray, test_size: float, holdout_size: float) -> np.ndarray:
+    "Each row's split from its `row_keys` number: holdout below `holdout_size`, test next, train the rest."
+    return np.where(u < holdout_size, "holdout", np.where(u < holdout_size + test_size, "test", "train"))
+
+
 def split_frame(
     frame: pd.DataFrame,
     y: np.ndarray,
@@ -528,33 +587,27 @@ def split_frame(
     seed: int = 42,
     order_column: str | None = None,
     group_column: str | None = None,
+    key_column: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    "Split `frame` into disjoint train, test and holdout frames by `strategy`."
-    n = len(frame)
-    n_test, n_holdout = int(round(n * test_size)), int(round(n * holdout_size))
-    positions = np.arange(n)
-    if strategy == "stratified":
-        rest, holdout = train_test_split(positions, test_size=n_holdout, stratify=y, random_state=seed)
-        train, test = train_test_split(rest, test_size=n_test, stratify=y[rest], random_state=seed)
-    elif strategy == "time":
+    """Split `frame` into disjoint train, test and holdout frames by `strategy`. `stratified` and
+    `group` decide each row by its key (`row_keys`: the id in `key_column`, the entity in
+    `group_column`, else the row's content), so appending rows never moves an earlier row; `time`
+    cuts the rows in date order at the test and holdout fractions."""
+    if strategy == "time":
         if order_column is None:
             raise ValueError("strategy 'time' needs a date column (data.date_columns)")
+        n = len(frame)
+        n_test, n_holdout = int(round(n * test_size)), int(round(n * holdout_size))
         ordered = np.argsort(frame[order_column].to_numpy(), kind="stable")
-        train, test, holdout = np.split(ordered, [n - n_test - n_holdout, n - n_holdout])
-    elif strategy == "group":
-        if group_column is None:
-            raise ValueError("strategy 'group' needs an id column (data.id_columns)")
-        groups = frame[group_column].to_numpy()
-        outer = GroupShuffleSplit(n_splits=1, test_size=holdout_size, random_state=seed)
-        rest, holdout = next(outer.split(positions, groups=groups))
-        inner = GroupShuffleSplit(n_splits=1, test_size=test_size / (1 - holdout_size), random_state=seed)
-        train_i, test_i = next(inner.split(rest, groups=groups[rest]))
-        train, test = rest[train_i], rest[test_i]
-    else:
+        parts = np.split(ordered, [n - n_test - n_holdout, n - n_holdout])
+        return tuple(frame.iloc[part] for part in parts)  # time order: time-ordered CV folds past -> future
+    if strategy == "group" and group_column is None:
+        raise ValueError("strategy 'group' needs an id column (data.id_columns)")
+    if strategy not in ("stratified", "group"):
         raise ValueError(f"prepare.strategy must be stratified, time or group, not {strategy!r}")
-    if strategy == "time":  # rows stay in time order, so time-ordered CV on train folds past -> future
-        return tuple(frame.iloc[part] for part in (train, test, holdout))
-    return tuple(frame.iloc[np.sort(part)] for part in (train, test, holdout))
+    key = group_column if strategy == "group" else key_column
+    split = assign_splits(row_keys(frame, key, seed), test_size, holdout_size)
+    return tuple(frame[split == name] for name in ("train", "test", "holdout"))
 
 # %% ../../nbs/01_data.ipynb #fb026dec
 def declared_dates(contract: dict[str, Any]) -> list[str]:
@@ -569,10 +622,27 @@ def resolve_strategy(strategy: str, contract: dict[str, Any]) -> str:
     return strategy
 
 
+def check_positives(parts: dict[str, pd.DataFrame], contract: dict[str, Any], min_positives: int) -> None:
+    """Refuse splits holding fewer than `min_positives` rows of either class (`prepare.min_positives`):
+    below it every cross-validation fold, the threshold and the test metrics are noise or undefined."""
+    issues = []
+    for name, part in parts.items():
+        y = encode_target(part[contract["target"]], contract["positive_label"])
+        for label, count in ((contract["positive_label"], int(y.sum())), ("the other class", int(len(y) - y.sum()))):
+            if count < min_positives:
+                issues.append(ContractIssue(contract["target"], "enough of each class", (
+                    f"the {name} split holds {count} rows of {label!r} ({len(y):,} rows); the minimum is "
+                    f"{min_positives} (prepare.min_positives)")))
+    if issues:
+        raise DataContractError(issues)
+
+
 def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = "auto",
-                   test_size: float = 0.2, holdout_size: float = 0.1, seed: int = 42,
+                   test_size: float = 0.2, holdout_size: float = 0.1, seed: int = 42, min_positives: int = 10,
                    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], int]:
-    "Validated, cleaned train/test/holdout frames, the contract with its learned domain, rows dropped."
+    """Validated, cleaned train/test/holdout frames, the contract with its learned domain and split
+    (what `trained_rows` needs to recompute it), rows dropped. Each split holds at least `min_positives`
+    rows of each class."""
     strategy = resolve_strategy(strategy, contract)
     problems = check_training_frame(raw, contract, repeated_ids=strategy == "group")
     if problems:
@@ -583,11 +653,33 @@ def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = 
     y = encode_target(clean[contract["target"]], contract["positive_label"])
     dates, ids = declared_dates(contract) or columns_by_role(contract, "date"), columns_by_role(contract, "id")
     split = {"strategy": strategy, "seed": seed, "order_column": dates[0] if dates else None,
-             "group_column": ids[0] if ids else None}
-    parts = split_frame(clean, y, strategy, test_size, holdout_size, seed,
-                        split["order_column"], split["group_column"])
-    contract = {**learn_domain(contract, parts[0]), "split": split, "id_columns": ids}
-    return contract, dict(zip(("train", "test", "holdout"), parts, strict=True)), int(no_target.sum())
+             "group_column": ids[0] if ids else None, "key_column": ids[0] if ids else None,
+             "key_columns": list(clean.columns),  # the content a row without an id is hashed by
+             "test_size": test_size, "holdout_size": holdout_size}
+    frames = split_frame(clean, y, strategy, test_size, holdout_size, seed, split["order_column"],
+                         split["group_column"], split["key_column"] or None)
+    parts = dict(zip(("train", "test", "holdout"), frames, strict=True))
+    check_positives(parts, contract, min_positives)
+    if strategy == "time":
+        split["train_until"] = str(parts["train"][split["order_column"]].max())
+    contract = {**learn_domain(contract, parts["train"]), "split": split, "id_columns": ids}
+    return contract, parts, int(no_target.sum())
+
+
+def trained_rows(frame: pd.DataFrame, contract: dict[str, Any]) -> np.ndarray | None:
+    """True for the rows of a cleaned `frame` that the model whose contract this is may have fitted
+    (its training split, recomputed by its split rule: the key hash, or under `time` every row up
+    to its last training date); None for contracts written before splits recorded their rule."""
+    split = contract.get("split", {})
+    if "test_size" not in split:
+        return None
+    if split["strategy"] == "time":
+        dates = parse_dates(frame[split["order_column"]])
+        return (dates.isna() | (dates <= pd.Timestamp(split["train_until"]))).to_numpy()
+    key = split["group_column"] if split["strategy"] == "group" else split["key_column"]
+    content = frame[[c for c in split["key_columns"] if c in frame.columns]] if key is None else frame
+    u = row_keys(content, key, split["seed"])
+    return assign_splits(u, split["test_size"], split["holdout_size"]) == "train"
 
 
 # %% ../../nbs/01_data.ipynb #1d7d89dc
@@ -604,8 +696,10 @@ def split_decisions(contract: dict[str, Any], parts: dict[str, pd.DataFrame], mi
     undeclared = [c for c in columns_by_role(contract, "date") if c not in declared_dates(contract)]
     if strategy == "stratified":
         hint = f"date_columns: [{undeclared[0]}] to split in time" if undeclared else "prepare.strategy: time or group"
-        return [ContractDecision("(split)", "stratified", "rows drawn at random, each split keeps the positive rate; "
-                                 "no date column is declared", hint)]
+        key = f"id {split['key_column']}" if split.get("key_column") else "content"
+        return [ContractDecision("(split)", "stratified", f"each row's split drawn from a seeded hash of its {key}, so "
+                                 "appended rows never move an earlier one; positive rates match in expectation; no "
+                                 "date column is declared", hint)]
     if strategy == "group":
         return [ContractDecision(split["group_column"], "group split", "every row of one entity in one split",
                                  "prepare.strategy: stratified")]

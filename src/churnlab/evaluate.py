@@ -74,6 +74,9 @@ def promotion_decision(test: dict[str, float] | None, alpha: float = 0.05) -> tu
     "Whether to move `champion`, and why. `test` is None when the contract has no champion yet."
     if test is None:
         return True, "first candidate of this contract: promoted"
+    if test["difference"] is None:  # no test row the champion did not train on holds both classes
+        return False, (f"not promoted: only {test.get('rows', 0)} test rows are new to the champion, too few to "
+                       "compare (the champion trained on the others)")
     if test["difference"] > test["margin"] and test["p_value"] < alpha:
         return True, (f"candidate beats champion by {test['difference']:.4f} ROC-AUC "
                       f"(> margin {test['margin']}, p = {test['p_value']:.4f} < {alpha})")

@@ -17,7 +17,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import KFold
 from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
@@ -36,22 +35,26 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'OPTIONAL_BLOCKS', 'ContractCoercer', 'date_parts', 'DateParts',
            'GroupAggregates', 'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec',
-           'ablation_variants', 'enabled_variants', 'cross_fit_splitter', 'fit_with_groups', 'block_transformer',
-           'build_preprocessor']
+           'ablation_variants', 'enabled_variants', 'PastBlocks', 'cross_fit_splitter', 'fit_with_groups',
+           'block_transformer', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
-    "Select the contract's feature columns, give them the contract's dtypes, clip numbers to a finite envelope."
+    """Select the contract's feature columns, give them the contract's dtypes (every number as a float,
+    booleans as 0.0/1.0, text trimmed when `trim_whitespace`), clip numbers to a finite envelope."""
 
-    def __init__(self, dtypes: dict[str, str] | None = None, envelope: float = 10.0):
+    def __init__(self, dtypes: dict[str, str] | None = None, envelope: float = 10.0, trim_whitespace: bool = False):
         self.dtypes = dtypes
         self.envelope = envelope
+        self.trim_whitespace = trim_whitespace
 
     def _coerce(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.dtypes if c not in X.columns]
         if missing:
             raise KeyError(f"input lacks feature column(s) {missing}")
-        return clean_frame(X, {"target": None, "columns": {c: {"dtype": d} for c, d in self.dtypes.items()}})
+        columns = {c: {"dtype": "float" if d == "int" else d} for c, d in self.dtypes.items()}  # int: batch-free
+        return clean_frame(X, {"target": None, "columns": columns,
+                               "trim_whitespace": getattr(self, "trim_whitespace", False)})
 
     def fit(self, X: pd.DataFrame, y=None):
         clean, self.limits_ = self._coerce(X), {}
@@ -272,6 +275,7 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
     spec = {
         "dtypes": {c: s["dtype"] for c, s in contract["columns"].items()
                    if s["role"] != "id" and (s["role"] != "date" or c in used)},
+        "trim_whitespace": bool(contract.get("trim_whitespace", False)),
         "blocks": blocks,
         "numeric_impute": params.get("numeric_impute", "median"),
         "missing_indicators": bool(params.get("missing_indicators", True)),
@@ -312,9 +316,26 @@ def enabled_variants(featurize: dict[str, Any]) -> set[str]:
     return enabled | ({"target_encoding"} if featurize.get("high_cardinality") == "target" else set())
 
 # %% ../../nbs/02_features.ipynb #aa11344f
+class PastBlocks:
+    """Cross-fitting folds over time-ordered rows that never look ahead: `n_splits` contiguous blocks,
+    block k encoded with blocks 0..k-1 only, the earliest block with itself (it has no past). Each row
+    is validated exactly once, as target encoding's cross-fitting requires."""
+
+    def __init__(self, n_splits: int = 5):
+        self.n_splits = n_splits
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_splits
+
+    def split(self, X, y=None, groups=None):
+        blocks = np.array_split(np.arange(len(X)), self.n_splits)
+        for k, block in enumerate(blocks):
+            yield (np.concatenate(blocks[:k]) if k else block), block
+
+
 def cross_fit_splitter(strategy: str, seed: int = 0):
     "Target encoding's cross-fitting folds under the split `strategy` (each row validated once)."
-    return KFold(5) if strategy == "time" else cv_splitter(strategy, 5, seed)
+    return PastBlocks(5) if strategy == "time" else cv_splitter(strategy, 5, seed)
 
 
 def fit_with_groups(estimator, X: pd.DataFrame, y, groups=None):
@@ -378,7 +399,8 @@ def build_preprocessor(spec: dict[str, Any], categorical_as_codes: bool = False)
     transformers = [(b["block"], block_transformer(b, spec, categorical_as_codes), b["columns"])
                     for b in spec["blocks"]]
     columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
-    steps = [("coerce", ContractCoercer(spec["dtypes"])), ("columns", columns)]
+    steps = [("coerce", ContractCoercer(spec["dtypes"], trim_whitespace=spec.get("trim_whitespace", False))),
+             ("columns", columns)]
     if spec.get("select_k_best") and not categorical_as_codes:
         steps.append(("select", SelectKBest(f_classif, k=spec["select_k_best"])))
     return Pipeline(steps)

@@ -22,7 +22,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
-from sklearn.model_selection import KFold, check_cv
+from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
 
 from churnlab.features import (
@@ -35,10 +35,11 @@ from churnlab.features import (
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
-           'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model', 'block_ablation',
-           'select_family', 'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline', 'input_columns',
-           'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means', 'contributions', 'reason_codes',
-           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
+           'operations_per_record', 'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model',
+           'block_ablation', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline',
+           'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means', 'contributions',
+           'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256',
+           'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -95,6 +96,24 @@ def make_pipeline(spec: dict[str, Any], family: str, params: dict[str, Any] | No
     return ResamplingPipeline([*pre.steps, ("resample", sampler), model])
 
 # %% ../../nbs/03_models.ipynb #8d624f69
+def operations_per_record(model) -> int:
+    """A deterministic cost of scoring one record: the feature width plus what the final estimator does
+    per row (tree nodes visited, network weights). Unlike a timing it does not move with machine load, so
+    `train.max_operations_per_record` can decide eligibility and `dvc repro` stays reproducible."""
+    pipeline = model.calibrated_classifiers_[0].estimator if isinstance(model, CalibratedClassifierCV) else model
+    estimator = pipeline.steps[-1][1]
+    width = int(getattr(estimator, "n_features_in_", 0))
+    if isinstance(estimator, DummyClassifier):
+        return 0
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        return width + sum(int(p.nodes["depth"].max()) for tree in estimator._predictors for p in tree)
+    if isinstance(estimator, RandomForestClassifier):
+        return width + sum(int(t.tree_.max_depth) for t in estimator.estimators_)
+    if hasattr(estimator, "net_"):  # the network: its multiply-adds
+        return width + sum(int(p.numel()) for p in estimator.net_.parameters())
+    return width
+
+
 def single_record_latency_ms(model, X: pd.DataFrame, n: int = 25) -> float:
     "Median time (ms) to score one record, as serving does, over `n` rows of `X`."
     times = []
@@ -119,25 +138,29 @@ def cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, splitter, groups=No
         fold_of[val_idx] = fold
         scores.append(float(scorer(model, X.iloc[val_idx], y[val_idx])))
     return {"scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)),
-            "oof": oof, "fold": fold_of, "latency_ms": single_record_latency_ms(model, X.iloc[val_idx])}
+            "oof": oof, "fold": fold_of, "operations": operations_per_record(model),
+            "latency_ms": single_record_latency_ms(model, X.iloc[val_idx])}
 
 
 def calibration_folds(splitter, X: pd.DataFrame, y: np.ndarray, groups=None) -> list:
     """The splitter's folds when their validation parts cover every row once (stratified, group);
-    otherwise (time: the earliest rows are never validated) as many contiguous blocks in row order,
-    because a single calibrator is fitted on out-of-fold scores of every row."""
+    otherwise (time: the earliest rows are never validated) one split in time order: the model fitted
+    on the earlier rows, the calibrator on the latest `1/n_splits` (past -> future, never the reverse)."""
     folds = list(splitter.split(X, y, groups))
     validated = np.sort(np.concatenate([valid for _, valid in folds]))
     if np.array_equal(validated, np.arange(len(X))):
         return folds
-    return list(KFold(len(folds)).split(X))
+    cut = len(X) - len(X) // len(folds)
+    return [(np.arange(cut), np.arange(cut, len(X)))]
 
 
 def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None):
     """Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy;
-    `groups` also reach target encoding's group-fold cross-fitting."""
+    `groups` also reach target encoding's group-fold cross-fitting. Under time the calibrated model
+    is the one fitted on the past part of its single split (`ensemble=True` over that one split)."""
     if isinstance(model, CalibratedClassifierCV):
-        model.set_params(cv=calibration_folds(splitter, X, y, groups))
+        folds = calibration_folds(splitter, X, y, groups)
+        model.set_params(cv=folds, ensemble=len(folds) == 1)
     return fit_with_groups(model, X, y, groups)
 
 # %% ../../nbs/03_models.ipynb #2980d4f2
@@ -171,13 +194,21 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
 
 # %% ../../nbs/03_models.ipynb #c5602318
 def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool = True,
-                  latency_budget_ms: float | None = None) -> str:
-    """The family with the best mean CV score among those scoring one record within the latency
-    budget; ties go to the family listed first in `FAMILIES`."""
+                  max_operations: int | None = None) -> str:
+    """The family with the best mean CV score among those within `max_operations` per record
+    (`operations_per_record`); ties go to the family listed first in `FAMILIES`. A family whose score
+    is NaN (a fold without both classes) is never compared: it is refused, with the count."""
+    undefined = [f for f, r in cv_results.items() if not np.isfinite(r["mean"])]
+    if undefined:
+        raise ValueError(f"cross-validation scores of {undefined} are undefined (NaN): a validation fold lacks one "
+                         "of the classes. Raise prepare.min_positives (the positives per split) or lower "
+                         "train.cv_folds")
     eligible = [f for f, r in cv_results.items()
-                if latency_budget_ms is None or r.get("latency_ms", 0) <= latency_budget_ms]
+                if max_operations is None or r.get("operations", 0) <= max_operations]
     if not eligible:
-        raise ValueError(f"no family scores a record within train.latency_budget_ms = {latency_budget_ms}")
+        costs = {f: r.get("operations") for f, r in cv_results.items()}
+        raise ValueError(f"no family scores a record within train.max_operations_per_record = {max_operations}: "
+                         f"{costs}")
     sign = 1 if greater_is_better else -1
     return max(eligible, key=lambda f: (round(sign * cv_results[f]["mean"], 12), -FAMILIES.index(f)))
 
@@ -243,7 +274,8 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params:
         pipeline = make_pipeline(spec, family, params.get(family), params["seed"])
         cv_results[family] = cross_validate(pipeline, X, y, splitter, groups, params["cv_metric"])
         timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
-    chosen = select_family(cv_results, not params["cv_metric"].startswith("neg_"), params.get("latency_budget_ms"))
+    chosen = select_family(cv_results, not params["cv_metric"].startswith("neg_"),
+                           params.get("max_operations_per_record"))
     model, calibration, calibrated_cv = make_pipeline(spec, chosen, params.get(chosen), params["seed"]), {}, {}
     for method in params.get("calibration_methods", []):
         calibrated_cv[method] = cross_validate(calibrated(model, method), X, y, splitter, groups, params["cv_metric"])
@@ -316,6 +348,7 @@ TRUSTED_TYPES = [
     "churnlab.features.GroupAggregates",
     "churnlab.features.InformativeColumns",
     "churnlab.features.PairwiseRatios",
+    "churnlab.features.PastBlocks",
     "imblearn.over_sampling._smote.base.SMOTE",
     "imblearn.pipeline.Pipeline",
     "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",

@@ -192,7 +192,7 @@ def _compile_numeric(transformer, columns: list[str]) -> _NumericBlock | None:
 
 
 def _raw_frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=float if d in ("float", "int") else object)
+    return pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=float if d in data.NUMERIC_DTYPES else object)
                          for c, d in dtypes.items()})
 
 
@@ -202,7 +202,7 @@ def _compile_lookup(prefix: Pipeline, name: str, transformer, columns: list[str]
     if not hasattr(encoder, "categories_"):
         return None
     dtypes, where = prefix.named_steps["coerce"].dtypes, prefix.named_steps["columns"].output_indices_[name]
-    base_row = {c: (0.0 if d in ("float", "int") else None) for c, d in dtypes.items()}
+    base_row = {c: (0.0 if d in data.NUMERIC_DTYPES else None) for c, d in dtypes.items()}
     base = prefix.transform(_raw_frame([base_row], dtypes))[0, where]
     codes, tables, targets, claimed = [], [], [], np.zeros(len(base), dtype=bool)
     for column, known in zip(columns, encoder.categories_, strict=True):
@@ -228,19 +228,26 @@ class FastScorer:
     blocks: list[tuple[slice, Callable]]
     width: int
     proba: Callable[[np.ndarray], np.ndarray]
+    trim_whitespace: bool = False  # the pipeline's coercion strips text levels: so does this
 
     def columns(self, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         "Column arrays from validated records: numbers as floats (NaN when missing), text as objects."
         cols = {}
         for column, dtype in self.dtypes.items():
             values = [r.get(column) for r in records]
-            cols[column] = np.array(values, dtype=float if dtype in ("float", "int") else object)
+            if dtype in data.NUMERIC_DTYPES:  # a JSON bool is 1.0 or 0.0, as the pipeline reads it
+                cols[column] = np.array(values, dtype=float)
+            elif self.trim_whitespace and dtype == "str":  # "Yes " is "Yes", a blank is missing
+                cols[column] = np.array([v.strip() or None if isinstance(v, str) else v for v in values], dtype=object)
+            else:
+                cols[column] = np.array(values, dtype=object)
         return cols
 
     def columns_from_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "Column arrays from a raw frame (a chunk of a CSV or Parquet file), coerced as the pipeline does."
-        clean = data.clean_frame(frame, {"target": None, "columns": {c: {"dtype": d} for c, d in self.dtypes.items()}})
-        return {c: clean[c].to_numpy(dtype=float, na_value=np.nan) if d in ("float", "int")
+        clean = data.clean_frame(frame, {"target": None, "columns": {c: {"dtype": d} for c, d in self.dtypes.items()},
+                                         "trim_whitespace": self.trim_whitespace})
+        return {c: clean[c].to_numpy(dtype=float, na_value=np.nan) if d in data.NUMERIC_DTYPES
                 else clean[c].to_numpy(dtype=object, na_value=None) for c, d in self.dtypes.items()}
 
     def transform(self, cols: dict[str, np.ndarray]) -> np.ndarray:
@@ -314,7 +321,7 @@ def _estimator_proba(estimator, calibrator=None) -> Callable[[np.ndarray], np.nd
     weights, bias = (estimator.coef_[0].copy(), float(estimator.intercept_[0])) if linear else (None, None)
     trees = _compile_trees(estimator)
     if linear:
-        response = lambda Z: Z @ weights + bias  # noqa: E731
+        response = lambda Z: (Z * weights).sum(axis=1) + bias  # noqa: E731  (row by row: no batch-size effect)
     elif trees is not None:
         response = trees.raw
     elif calibrator is not None and hasattr(estimator, "decision_function"):
@@ -335,7 +342,9 @@ def random_records(scorer: FastScorer, n: int, seed: int = 0, extreme: bool = Fa
     for _ in range(n):
         record = {}
         for column, dtype in scorer.dtypes.items():
-            if dtype in ("float", "int"):
+            if dtype == "bool":
+                value = bool(rng.random() < 0.5)
+            elif dtype in ("float", "int"):
                 low, high = scorer.limits.get(column, (-1e3, 1e3))
                 value = float(rng.uniform(low - 1, high + 1))
                 value = float(np.round(value)) if dtype == "int" else value
@@ -371,7 +380,7 @@ def compile_scorer(model, check_rows: int = 64, tolerance: float = 1e-9) -> Fast
         blocks.append((columns.output_indices_[name], block))
     width = max(where.stop for where, _ in blocks)
     scorer = FastScorer(dict(coerce.dtypes), dict(getattr(coerce, "limits_", {})), blocks, width,
-                        _estimator_proba(pipeline.steps[-1][1], calibrator))
+                        _estimator_proba(pipeline.steps[-1][1], calibrator), getattr(coerce, "trim_whitespace", False))
     records = random_records(scorer, check_rows)
     expected = model.predict_proba(_raw_frame(records, scorer.dtypes))[:, 1]
     if not np.allclose(scorer.predict_proba(scorer.columns(records)), expected, rtol=0, atol=tolerance):
@@ -392,6 +401,8 @@ def _field_type(dtype: str, low: float | None, high: float | None) -> Any:
                          WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
     if dtype == "float":
         return Annotated[float, Field(ge=low, le=high)]
+    if dtype == "bool":  # strict: JSON true or false, not 1 or "yes"
+        return bool
     if dtype == "datetime":
         return Annotated[str, AfterValidator(_iso_date),
                          WithJsonSchema({"type": "string", "description": "an ISO 8601 date or date-time"})]
@@ -408,6 +419,8 @@ def _iso_date(value: str) -> str:
 
 
 def _example_value(spec: dict[str, Any]) -> Any:
+    if spec["dtype"] == "bool":
+        return True
     if spec["dtype"] in ("float", "int") and "min" in spec:
         middle = (spec["min"] + spec["max"]) / 2
         return int(round(middle)) if spec["dtype"] == "int" else round(middle, 2)

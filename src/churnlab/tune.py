@@ -57,12 +57,17 @@ class StudyMismatchError(ValueError):
 
 
 def study_setup(family: str, space: dict[str, Any], metric: str, cv_folds: int, strategy: str,
-                data_md5: str) -> dict[str, Any]:
-    "What makes trials comparable; stored with the study and checked on every open."
+                data_md5: str, spec: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
+                seed: int | None = None, pruner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What makes trials comparable, so everything that changes the objective or the search: the
+    training rows (`data_md5`), the feature `spec` (as its hash), family, space, `fixed` parameters,
+    folds, strategy, metric, `seed` (folds and sampler) and the pruner. Stored with the study and
+    checked on every open; `study_name('auto', ...)` hashes it, so any change starts a new study."""
     if metric not in METRICS:
         raise ValueError(f"tune.metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    spec_md5 = hashlib.md5(json.dumps(spec, sort_keys=True).encode()).hexdigest() if spec is not None else None
     return {"family": family, "space": space, "metric": metric, "cv_folds": cv_folds, "strategy": strategy,
-            "data_md5": data_md5}
+            "data_md5": data_md5, "spec_md5": spec_md5, "fixed": fixed or {}, "seed": seed, "pruner": pruner}
 
 
 def study_name(name: str, setup: dict[str, Any]) -> str:
