@@ -27,7 +27,7 @@ def test_contract_of_telco(pipeline):
     contract = json.loads((pipeline / "artifacts/prepared/schema.json").read_text())
     roles = {c: s["role"] for c, s in contract["columns"].items()}
     assert roles["rownames"] == "id" and roles["tenure"] == "numeric" and roles["contract"] == "categorical"
-    assert roles["female"] == "boolean" and "churn" not in roles
+    assert roles["female"] == "numeric" and "churn" not in roles  # a 0/1 flag is a number (JSON 1 at the API)
     assert contract["columns"]["total_charges"]["missing_share"] > 0
     assert contract["columns"]["contract"]["categories"] == ["Month-to-month", "One year", "Two year"]
 
@@ -38,9 +38,11 @@ def test_splits_are_disjoint_seeded_and_stratified(pipeline, telco):
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert sum(map(len, ids)) == len(telco)
     rates = [(p["churn"] == "Yes").mean() for p in parts.values()]
-    assert max(rates) - min(rates) < 0.01
-    again = data.split_frame(telco, data.encode_target(telco["churn"], "Yes"), seed=42)
+    assert max(rates) - min(rates) < 0.03  # a hash split: equal in expectation (SE of a rate here ~0.012)
+    again = data.split_frame(telco, None, seed=42, key_column="rownames")  # the id decides, not the row order
     assert sorted(again[1]["rownames"]) == sorted(parts["test"]["rownames"])
+    shuffled = data.split_frame(telco.sample(frac=1, random_state=0), None, seed=42, key_column="rownames")
+    assert sorted(shuffled[1]["rownames"]) == sorted(parts["test"]["rownames"])
 
 
 def test_prepared_rows_keep_the_raw_feature_columns_and_the_target(pipeline, telco):
