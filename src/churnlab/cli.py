@@ -189,7 +189,7 @@ def tuning_session(params: dict, root: Path, seed: int | None):
                              rows["md5"], rows["spec"], fixed, params["seed"], pruning)
     storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
                                 params.get("heartbeat_interval"), params.get("grace_period"))
-    pruner = tune.make_pruner(params["pruner"], params.get("keep_percentile", 25.0))
+    pruner = tune.make_pruner(pruning["pruner"], pruning["keep_percentile"])
     study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
     splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
     objective = tune.cv_objective(rows["X"], rows["y"], rows["spec"], setup, fixed, splitter, rows["groups"],

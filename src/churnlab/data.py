@@ -657,7 +657,7 @@ def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = 
              "key_columns": list(clean.columns),  # the content a row without an id is hashed by
              "test_size": test_size, "holdout_size": holdout_size}
     frames = split_frame(clean, y, strategy, test_size, holdout_size, seed, split["order_column"],
-                         split["group_column"], split["key_column"] or None)
+                         split["group_column"], split["key_column"])
     parts = dict(zip(("train", "test", "holdout"), frames, strict=True))
     check_positives(parts, contract, min_positives)
     if strategy == "time":
