@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro serve test test-deps test-scale check lint lock bench bench-features docs lab tune up down clean-notebooks export
+.PHONY: help setup repro serve test test-deps test-scale check lint lock bench bench-features bench-scale docs lab tune up down clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
@@ -23,6 +23,7 @@ help:
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring (QUICK=1: short)"
 	@echo "make bench-features - feature-block ablation (repeated 5x2 CV) and the pipeline on three other datasets"
+	@echo "make bench-scale - dvc repro on 10k, 100k and 1M synthetic customers: time, memory, growth, AUC vs oracle"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
 	@echo "make tune    - one more tuning worker on the configured study (N=trials, default 10)"
@@ -117,6 +118,11 @@ bench: setup $(DATA)
 bench-features: setup $(DATA)
 	$(PY) bench/ablation.py
 	$(PY) bench/datasets.py
+
+# Size (not part of `make bench`, ~35 min): the same `dvc repro` on 10k, 100k and 1M synthetic customers,
+# per-stage time, memory and growth exponent, AUC against the oracle; writes the README's table (QUICK=1: 10k, 30k).
+bench-scale: setup $(DATA)
+	$(PY) bench/scale.py $(if $(QUICK),--quick,--json bench/reference/scale.json --docs)
 
 # The docs site, offline, into _docs/ (after `make repro`); also renders README.md from nbs/index.ipynb.
 docs: setup

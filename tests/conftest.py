@@ -26,10 +26,11 @@ TEST_PROFILE = {
         "cv_folds": 3,
         "candidates": ["dummy", "logreg", "random_forest"],
         "random_forest": {"n_estimators": 50, "max_depth": 10, "min_samples_split": 5},
+        "selection_max_rows": 3000,  # binds on Telco's 4,895 training rows: the capped path runs end to end
     },
     "featurize": {"ablation": {"repeats": 1}},
     "evaluate": {"bootstrap_samples": 200},
-    "tune": {"n_trials": 6},
+    "tune": {"n_trials": 6, "max_rows": 3000},
 }
 
 
@@ -80,6 +81,7 @@ def user_state_untouched():
 def pipeline(tmp_path_factory) -> Path:
     "The project reproduced once (test profile) in a temporary copy; tests must leave it as found."
     root = make_copy(tmp_path_factory.mktemp("pipeline") / "project", TEST_PROFILE)
-    repro(root)
+    result = repro(root)
+    (root.parent / "repro.terminal").write_text(result.stdout + result.stderr)  # what `dvc repro` showed
     commit_all(root, "reproduced")
     return root

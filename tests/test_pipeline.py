@@ -220,6 +220,37 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
     assert version.tags["data_md5"] == data_md5
 
 
+def test_capped_steps_record_their_rows_and_the_candidate_is_fitted_on_every_row(pipeline):
+    from mlflow import MlflowClient
+
+    train_rows = len(pd.read_parquet(pipeline / "artifacts/prepared/train.parquet"))
+    cap = TEST_PROFILE["train"]["selection_max_rows"]
+    rows = json.loads((pipeline / "artifacts/model/churnlab.json").read_text())["rows"]
+    assert rows["final_fit"] == train_rows > cap
+    assert abs(rows["selection"] - cap) <= 1 and abs(rows["tuning"] - TEST_PROFILE["tune"]["max_rows"]) <= 1
+    card = (pipeline / "reports/model_card.md").read_text()
+    assert f"| final fit (all training rows) | {train_rows:,} |" in card
+    assert f"| family selection, calibration, threshold (`train.selection_max_rows`) | {rows['selection']:,} |" in card
+    client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
+    experiment = client.get_experiment_by_name("churnlab")
+    latest = {}
+    for r in client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"]):
+        if "mlflow.parentRunId" not in r.data.tags:
+            latest.setdefault(r.data.tags["dvc_stage"], r.data.metrics)
+    assert latest["train"]["selection_rows"] == rows["selection"] and latest["train"]["final_fit_rows"] == train_rows
+    assert latest["tune"]["trial_rows"] == rows["tuning"] and latest["featurize"]["ablation_rows"] == train_rows
+    assert latest["evaluate"]["importance_rows"] == json.loads((pipeline / "reports/metrics.json").read_text())["n"]
+
+
+def test_long_stages_draw_progress_on_the_terminal_of_dvc_repro(pipeline):
+    terminal = (pipeline.parent / "repro.terminal").read_text()
+    assert (
+        "tune: trials" in terminal
+        and f"{TEST_PROFILE['tune']['n_trials']}/{TEST_PROFILE['tune']['n_trials']}" in terminal
+    )
+    assert "train: CV folds + final fit" in terminal and "featurize: ablation folds" in terminal
+
+
 def test_featurize_report_has_the_block_ablation_of_this_data(pipeline):
     ablation = json.loads((pipeline / "reports/ablation.json").read_text())
     assert ablation["base"]["gain"] == 0 and not ablation["base"]["helps"]

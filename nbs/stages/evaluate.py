@@ -70,7 +70,9 @@ print(report)
 plots_dir = config.resolve("reports/plots", root)
 plots_dir.mkdir(parents=True, exist_ok=True)
 feature_columns = models.input_columns(pipeline)
-importance = evaluate.permutation_importance_table(pipeline, X[feature_columns], y, seed=seed)
+# permutation importance ranks columns: on at most `evaluate.importance_max_rows` test rows (seeded, stratified)
+X_importance, y_importance, _ = data.capped(X[feature_columns], y, None, params.get("importance_max_rows"), seed)
+importance = evaluate.permutation_importance_table(pipeline, X_importance, y_importance, seed=seed)
 figures = {
     "roc": evaluate.plot_roc(y, proba), "precision_recall": evaluate.plot_precision_recall(y, proba),
     "calibration": evaluate.plot_calibration(y, proba),
@@ -98,6 +100,14 @@ display(slices)
 # ## Model card
 
 # %%
+rows_meta = meta.get("rows", {})  # absent in a model trained before the caps existed
+rows_used = {"final fit (all training rows)": rows_meta.get("final_fit"),
+             "family selection, calibration, threshold (`train.selection_max_rows`)": rows_meta.get("selection"),
+             "each tuning trial (`tune.max_rows`)": rows_meta.get("tuning"),
+             "test metrics and bootstrap (all test rows)": metrics["n"],
+             "permutation importance (`evaluate.importance_max_rows`)": len(y_importance)}
+rows_table = "| step | rows |\n|---|---|\n" + "\n".join(f"| {step} | {n:,} |" for step, n in rows_used.items()
+                                                        if n is not None)
 card = f"""# Model card: churnlab candidate ({meta['family']})
 
 ## Data
@@ -121,6 +131,9 @@ decisions about individuals without human review; not validated outside the trai
 | precision / recall at threshold | {metrics['precision']:.4f} / {metrics['recall']:.4f} |
 | F1 at threshold | {metrics['f1']:.4f} |
 | top-decile lift | {lift.loc[0, 'lift']:.2f} |
+
+## Rows each step used
+{rows_table}
 
 ## Threshold
 {meta['threshold']:.4f}, chosen by `{meta['threshold_rule']}` on out-of-fold training predictions.
@@ -150,6 +163,7 @@ import mlflow
 name = track.registered_name(meta["contract_fingerprint"])
 with track.stage_run("evaluate", params, root) as run:
     mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    mlflow.log_metric("importance_rows", len(y_importance))
     for name_png in figures:
         mlflow.log_artifact(str(plots_dir / f"{name_png}.png"), "plots")
     mlflow.log_text(report, "classification_report.txt")

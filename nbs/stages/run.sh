@@ -4,7 +4,8 @@
 # reports/STAGE.ipynb only when every cell succeeded (a failed run stays in reports/.tmp/, with the
 # full log in reports/.tmp/STAGE.log). A failure prints the error's own message (for a data
 # contract: column, rule, example rows, fix) as its last lines, not the papermill traceback.
-# A stage may leave reports/.tmp/STAGE.summary.txt: printed after a successful run.
+# A stage may leave reports/.tmp/STAGE.summary.txt: printed after a successful run. Progress bars of
+# long work (tuning trials, CV folds) are drawn on stderr while the stage runs.
 set -euo pipefail
 stage=$1
 shift
@@ -14,6 +15,9 @@ if [ -x "$here/.venv/bin/python" ]; then  # the project's tools, also when its v
 fi
 mkdir -p reports/.tmp
 rm -f "reports/.tmp/${stage}.summary.txt"
+# long work (folds, trials) draws its progress bar on this script's stderr, the terminal of `dvc repro`
+# (the kernel's own output goes to the report): churnlab.track.progress opens this path
+export CHURNLAB_PROGRESS="${CHURNLAB_PROGRESS:-/proc/$$/fd/2}"
 jupytext --quiet --to ipynb --output "reports/.tmp/${stage}.input.ipynb" "nbs/stages/${stage}.py"
 if ! papermill "reports/.tmp/${stage}.input.ipynb" "reports/.tmp/${stage}.ipynb" \
   --kernel churnlab --log-level WARNING --no-progress-bar "$@" >"reports/.tmp/${stage}.log" 2>&1; then

@@ -49,7 +49,8 @@ splitter = data.cv_splitter(contract["split"]["strategy"], params["cv_folds"], p
 # ## Cross-validation, selection, threshold, final fit
 
 # %%
-fit = models.select_and_fit(X, y, spec, params, splitter, groups)
+with track.progress(None, "train: CV folds + final fit") as bar:
+    fit = models.select_and_fit(X, y, spec, params, splitter, groups, progress=bar)
 cv_results, chosen, threshold = fit["cv"], fit["family"], fit["threshold"]
 candidate, timings = fit["candidate"], fit["timings"]
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"]),
@@ -63,6 +64,10 @@ display(Markdown(
     f"machine now; reported, never deciding) against `train.latency_budget_ms` = {budget}: "
     + ", ".join(f"{f} {r['latency_ms']:.1f} ms{' (over)' if budget and r['latency_ms'] > budget else ''}"
                 for f, r in cv_results.items())))
+display(Markdown(f"Rows: selection, calibration and threshold on **{fit['rows']['selection']:,}** of "
+                 f"{fit['rows']['final_fit']:,} training rows (`train.selection_max_rows` = "
+                 f"{params.get('selection_max_rows')}: a seeded stratified subsample); the candidate is fitted on all "
+                 f"**{fit['rows']['final_fit']:,}**."))
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
                  f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f}); threshold by "
                  f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
@@ -83,6 +88,7 @@ meta = {
     "contract_fingerprint": data.contract_fingerprint(contract), "id_columns": contract["id_columns"],
     "data_md5": track.data_md5(root), "target": contract["target"], "calibration": fit["calibration_method"],
     "feature_means": models.feature_means(candidate, X),
+    "rows": {**fit["rows"], "tuning": tuned.get("rows") if params.get("use_tuned") else None},
 }
 cv_report = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9), "operations_per_record": r["operations"],
                  "folds": [round(s, 9) for s in r["scores"]]} for f, r in cv_results.items()}
@@ -91,7 +97,7 @@ with track.stage_run("train", params, root) as run:
     import mlflow
 
     mlflow.log_metrics({f"cv_{params['cv_metric']}_{f}": r["mean"] for f, r in cv_results.items()})
-    mlflow.log_metrics({"threshold": threshold, **timings})
+    mlflow.log_metrics({"threshold": threshold, **timings, **{f"{k}_rows": v for k, v in fit["rows"].items()}})
     mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"]})
     meta["mlflow_run_id"] = run.info.run_id
     meta["mlflow_model_uri"] = track.log_candidate(candidate, X.head(5), models.TRUSTED_TYPES, meta)

@@ -41,7 +41,9 @@ params = config.params_section(section, root=root)
 study, objective = cli.tuning_session(params, root, seed=params["seed"])
 display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} finished trials before this run; "
                  f"target {params['n_trials']}, family `{params['family']}`, metric `{params['metric']}`, "
-                 f"{params['cv_folds']}-fold CV, pruner `{params['pruner']}`."))
+                 f"{params['cv_folds']}-fold CV on **{study.user_attrs['setup']['rows']:,}** training rows "
+                 f"(`tune.max_rows` = {params.get('max_rows')}: a seeded stratified subsample), "
+                 f"pruner `{params['pruner']}`."))
 
 # %% [markdown]
 # ## Trials
@@ -50,12 +52,13 @@ display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} f
 with track.stage_run("tune", params, root) as run:
     import mlflow
 
-    ran = tune.top_up(study, objective, params["n_trials"], params["timeout"],
-                      [track.trial_logger(params["metric"])], progress=True)
+    with track.progress(max(0, params["n_trials"] - tune.finished_trials(study)), "tune: trials") as bar:
+        ran = tune.top_up(study, objective, params["n_trials"], params["timeout"],
+                          [track.trial_logger(params["metric"]), lambda study, trial: bar.update()], progress=True)
     best = tune.best_record(study)
     mlflow.log_params({f"best_{k}": v for k, v in best["params"].items()})
     mlflow.log_metrics({f"best_{params['metric']}": best["value"], "new_trials": ran,
-                        "finished_trials": best["finished_trials"]})
+                        "finished_trials": best["finished_trials"], "trial_rows": study.user_attrs["setup"]["rows"]})
     mlflow.set_tags({"optuna_study": study.study_name, "tune_role": "stage"})
     plots_dir = config.resolve("reports/tune", root)
     plots_dir.mkdir(parents=True, exist_ok=True)

@@ -175,25 +175,26 @@ def training_rows(root: Path) -> dict:
 
 
 def tuning_session(params: dict, root: Path, seed: int | None):
-    "(study, objective) for the `tune` params section, over `artifacts/prepared/train.parquet`."
+    """(study, objective) for the `tune` params section, over `artifacts/prepared/train.parquet`: every trial
+    cross-validates on the same seeded stratified subsample of at most `tune.max_rows` rows."""
     import optuna
 
     from churnlab import tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
     rows, family = training_rows(root), params["family"]
+    X, y, groups = data.capped(rows["X"], rows["y"], rows["groups"], params.get("max_rows"), params["seed"])
     strategy = rows["contract"]["split"]["strategy"]
     fixed = (params.get("fixed") or {}).get(family, {})
     pruning = {"pruner": params["pruner"], "keep_percentile": params.get("keep_percentile", 25.0)}
     setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"], strategy,
-                             rows["md5"], rows["spec"], fixed, params["seed"], pruning)
+                             rows["md5"], rows["spec"], fixed, params["seed"], pruning, len(y))
     storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
                                 params.get("heartbeat_interval"), params.get("grace_period"))
     pruner = tune.make_pruner(pruning["pruner"], pruning["keep_percentile"])
     study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
     splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
-    objective = tune.cv_objective(rows["X"], rows["y"], rows["spec"], setup, fixed, splitter, rows["groups"],
-                                  params["seed"])
+    objective = tune.cv_objective(X, y, rows["spec"], setup, fixed, splitter, groups, params["seed"])
     return study, objective
 
 

@@ -28,7 +28,8 @@ __all__ = ['FIXES', 'PLAIN_NUMBERS', 'BOOLEAN_TEXT', 'NUMERIC_DTYPES', 'Contract
            'contract_fingerprint', 'check_target', 'check_training_frame', 'check_values', 'parse_dates', 'clean_frame',
            'parse_numbers', 'request_records', 'learn_domain', 'novelty_matrix', 'flag_novelties', 'row_keys',
            'assign_splits', 'split_frame', 'declared_dates', 'resolve_strategy', 'check_positives', 'prepare_splits',
-           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'write_default_data']
+           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'capped_rows', 'capped',
+           'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 FIXES = {  # what to do about each broken rule, shown after the problem
@@ -749,6 +750,36 @@ def split_groups(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.Series | N
     "The rows' groups (the id column) under the contract's group strategy, else None."
     split = contract["split"]
     return frame[split["group_column"]] if split["strategy"] == "group" else None
+
+# %% ../../nbs/01_data.ipynb #088a09c6
+def capped_rows(y: np.ndarray, max_rows: int | None, seed: int = 42, groups=None) -> np.ndarray:
+    """Ascending positions of a seeded subsample of at most `max_rows` rows: stratified by `y` (each
+    class keeps its share, at least one row), or whole `groups` drawn in a seeded order until the cap.
+    All rows when there are no more than `max_rows` (or `max_rows` is None)."""
+    y = np.asarray(y)
+    if max_rows is None or len(y) <= max_rows:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        codes, _ = pd.factorize(pd.Series(np.asarray(groups)), use_na_sentinel=False)
+        order = rng.permutation(codes.max() + 1)
+        sizes = np.cumsum(np.bincount(codes)[order])
+        return np.flatnonzero(np.isin(codes, order[:max(1, int(np.searchsorted(sizes, max_rows, side="right")))]))
+    picked = []
+    for label in np.unique(y):
+        where = np.flatnonzero(y == label)
+        picked.append(rng.choice(where, min(len(where), max(1, round(max_rows * len(where) / len(y)))), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def capped(X: pd.DataFrame, y: np.ndarray, groups=None, max_rows: int | None = None,
+           seed: int = 42) -> tuple[pd.DataFrame, np.ndarray, Any]:
+    """`X`, `y` and `groups` restricted to `capped_rows`; the very same objects when the cap does not bind
+    (no copy: a copy can change a fit's floating-point rounding, and uncapped work must not change)."""
+    rows = capped_rows(y, max_rows, seed, groups)
+    if len(rows) == len(y):
+        return X, y, groups
+    return X.iloc[rows], np.asarray(y)[rows], None if groups is None else np.asarray(groups)[rows]
 
 # %% ../../nbs/01_data.ipynb #ddae92a9
 def write_default_data(path: Path) -> bool:

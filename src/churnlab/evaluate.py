@@ -25,8 +25,8 @@ from sklearn.metrics import (
 )
 
 # %% auto #0
-__all__ = ['classification_metrics', 'bootstrap_interval', 'paired_bootstrap_test', 'promotion_decision', 'plot_roc',
-           'plot_precision_recall', 'plot_calibration', 'plot_confusion_matrix', 'plot_score_distribution',
+__all__ = ['classification_metrics', 'bootstrap_values', 'bootstrap_interval', 'paired_bootstrap_test', 'promotion_decision',
+           'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_confusion_matrix', 'plot_score_distribution',
            'lift_table', 'plot_lift', 'permutation_importance_table', 'plot_feature_importance', 'slice_metrics']
 
 # %% ../../nbs/04_evaluate.ipynb #106336ed
@@ -44,18 +44,70 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -
     return {k: round(float(v), 9) if isinstance(v, float | np.floating) else int(v) for k, v in values.items()}
 
 # %% ../../nbs/04_evaluate.ipynb #c019d80a
-def _resample_indices(y: np.ndarray, n_boot: int, seed: int):
-    rng = np.random.default_rng(seed)
+def _resample_counts(y: np.ndarray, n_boot: int, seed: int, cells: int = 4_000_000):
+    """Seeded bootstrap resamples of the rows as count matrices (resamples x rows), a few at a time
+    (about `cells` counts each); resamples with a single class are skipped."""
+    rng, n, chunk = np.random.default_rng(seed), len(y), []
+    per_chunk = max(1, cells // max(len(y), 1))
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        if 0 < y[idx].sum() < len(idx):
-            yield idx
+        counts = np.bincount(rng.integers(0, n, n), minlength=n)
+        if 0 < counts @ y < n:
+            chunk.append(counts)
+        if len(chunk) == per_chunk:
+            yield np.array(chunk, dtype=float)
+            chunk = []
+    if chunk:
+        yield np.array(chunk, dtype=float)
+
+
+def _grouped(proba: np.ndarray, y: np.ndarray, counts: np.ndarray, descending: bool = False):
+    "Resampled positive and negative weights per distinct score (ascending, or descending), per resample."
+    order = np.argsort(-proba if descending else proba, kind="stable")
+    ordered = proba[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    weights = counts[:, order]
+    positive = np.add.reduceat(weights * y[order], starts, axis=1)
+    return positive, np.add.reduceat(weights, starts, axis=1) - positive
+
+
+def _weighted_roc_auc(y, proba, counts):
+    "ROC-AUC of every resample: P(score of a positive > score of a negative), ties counting one half."
+    positive, negative = _grouped(proba, y, counts)
+    below = np.cumsum(negative, axis=1) - negative
+    return (positive * (below + 0.5 * negative)).sum(1) / (positive.sum(1) * negative.sum(1))
+
+
+def _weighted_average_precision(y, proba, counts):
+    "Average precision of every resample: precision at each distinct score, weighted by the recall it adds."
+    positive, negative = _grouped(proba, y, counts, descending=True)
+    tp, predicted = np.cumsum(positive, axis=1), np.cumsum(positive + negative, axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    return (positive * precision).sum(1) / positive.sum(1)
+
+
+_VECTORISED = {roc_auc_score: _weighted_roc_auc, average_precision_score: _weighted_average_precision}
+
+
+def bootstrap_values(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n_boot: int = 1000,
+                     seed: int = 42) -> np.ndarray:
+    """`metric` on each seeded bootstrap resample. ROC-AUC and average precision are computed on
+    resampling counts over one sort of the scores (no per-resample sort); other metrics resample rows."""
+    y, proba = np.asarray(y), np.asarray(proba, dtype=float)
+    weighted = _VECTORISED.get(metric)
+    if weighted is not None:
+        return np.concatenate([weighted(y, proba, counts) for counts in _resample_counts(y, n_boot, seed)])
+    values = []
+    for counts in _resample_counts(y, n_boot, seed):
+        for row in counts.astype(int):
+            idx = np.repeat(np.arange(len(y)), row)
+            values.append(metric(y[idx], proba[idx]))
+    return np.array(values)
 
 
 def bootstrap_interval(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n_boot: int = 1000,
                        seed: int = 42, level: float = 0.95) -> tuple[float, float]:
     "Percentile bootstrap interval of `metric(y, proba)`."
-    values = [metric(y[i], proba[i]) for i in _resample_indices(y, n_boot, seed)]
+    values = bootstrap_values(y, proba, metric, n_boot, seed)
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return round(float(lo), 9), round(float(hi), 9)
 
@@ -63,8 +115,7 @@ def bootstrap_interval(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n
 def paired_bootstrap_test(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, margin: float = 0.005,
                           n_boot: int = 1000, seed: int = 42, metric=roc_auc_score) -> dict[str, float]:
     "Observed metric difference (candidate − champion) and the one-sided p-value of H0: diff ≤ margin."
-    diffs = np.array([metric(y[i], candidate[i]) - metric(y[i], champion[i])
-                      for i in _resample_indices(y, n_boot, seed)])
+    diffs = bootstrap_values(y, candidate, metric, n_boot, seed) - bootstrap_values(y, champion, metric, n_boot, seed)
     observed = metric(y, candidate) - metric(y, champion)
     p_value = (1 + np.sum(diffs <= margin)) / (1 + len(diffs))
     return {"difference": round(float(observed), 9), "p_value": round(float(p_value), 9), "margin": margin}

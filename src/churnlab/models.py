@@ -21,10 +21,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, f1_score, get_scorer, log_loss
+from sklearn.metrics import brier_score_loss, get_scorer, log_loss
 from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
 
+from .data import capped
 from churnlab.features import (
     ablation_variants,
     build_preprocessor,
@@ -125,9 +126,10 @@ def single_record_latency_ms(model, X: pd.DataFrame, n: int = 25) -> float:
 
 
 def cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, splitter, groups=None,
-                   metric: str = "roc_auc") -> dict[str, Any]:
+                   metric: str = "roc_auc", progress=None) -> dict[str, Any]:
     """Per-fold scores of `metric`, out-of-fold probabilities (NaN for rows never validated), the
-    fold of each row, and the single-record latency of a fold model."""
+    fold of each row, and the single-record latency of a fold model. `progress` (a `track.progress`
+    bar) is advanced once per fold."""
     scorer = get_scorer(metric)
     oof, fold_of = np.full(len(y), np.nan), np.full(len(y), -1)
     scores = []
@@ -137,6 +139,8 @@ def cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, splitter, groups=No
         oof[val_idx] = model.predict_proba(X.iloc[val_idx])[:, 1]
         fold_of[val_idx] = fold
         scores.append(float(scorer(model, X.iloc[val_idx], y[val_idx])))
+        if progress is not None:
+            progress.update()
     return {"scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)),
             "oof": oof, "fold": fold_of, "operations": operations_per_record(model),
             "latency_ms": single_record_latency_ms(model, X.iloc[val_idx])}
@@ -166,15 +170,15 @@ def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None)
 # %% ../../nbs/03_models.ipynb #2980d4f2
 def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], featurize: dict[str, Any],
                    family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
-                   metric: str = "roc_auc", only: list[str] | None = None) -> pd.DataFrame:
+                   metric: str = "roc_auc", only: list[str] | None = None, progress=None) -> pd.DataFrame:
     """Per variant (those that change the base's spec; `only` these, if given): mean CV `metric` over
     `folds`, the mean and SE of its paired per-fold gain over `base`, `helps` when the gain exceeds
-    one SE, and `on` when `featurize` switches it on."""
+    one SE, and `on` when `featurize` switches it on. `progress` counts the folds fitted."""
     enabled = enabled_variants(featurize)
 
     def scores_of(spec: dict[str, Any]) -> np.ndarray:
         pipeline = make_pipeline(spec, family, params)
-        return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric)["scores"])
+        return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric, progress)["scores"])
 
     def row(name: str, scores: np.ndarray) -> dict[str, Any]:
         gain = scores - base
@@ -184,13 +188,12 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
 
     variants = ablation_variants(featurize, contract)
     base_spec = feature_spec(contract, variants.pop("base"))[0]
+    specs = {name: spec for name, variant in variants.items()
+             if (spec := feature_spec(contract, variant)[0]) != base_spec and (only is None or name in only)}
+    if progress is not None:  # else not asked for, or no columns to work on
+        progress.total = (1 + len(specs)) * len(folds)
     base = scores_of(base_spec)
-    rows = [row("base", base)]
-    for name, variant in variants.items():
-        spec = feature_spec(contract, variant)[0]
-        if spec != base_spec and (only is None or name in only):  # else not asked for, or no columns to work on
-            rows.append(row(name, scores_of(spec)))
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row("base", base), *(row(name, scores_of(spec)) for name, spec in specs.items())])
 
 # %% ../../nbs/03_models.ipynb #c5602318
 def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool = True,
@@ -248,48 +251,68 @@ def input_columns(model) -> list[str]:
     return list(base_pipeline(model).named_steps["coerce"].dtypes)
 
 # %% ../../nbs/03_models.ipynb #15939976
+def _counts_at(y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "True and false positives of `proba >= t` for every `t` in `thresholds`: one sort per class, then bisection."
+    positives, negatives = np.sort(proba[y == 1]), np.sort(proba[y == 0])
+    tp = len(positives) - np.searchsorted(positives, thresholds, side="left")
+    fp = len(negatives) - np.searchsorted(negatives, thresholds, side="left")
+    return tp, fp
+
+
 def choose_threshold(y: np.ndarray, proba: np.ndarray, rule: str = "max_f1",
                      cost_fp: float = 1.0, cost_fn: float = 1.0) -> float:
-    "The threshold on `proba` maximising F1 (`max_f1`) or minimising expected cost (`min_cost`)."
+    """The threshold on `proba` maximising F1 (`max_f1`) or minimising expected cost (`min_cost`), among the
+    distinct probabilities rounded to 6 digits; the first (lowest) one on a tie. O(n log n) in rows."""
     mask = ~np.isnan(proba)
-    y, proba = y[mask], proba[mask]
+    y, proba = np.asarray(y)[mask], proba[mask]
     candidates = np.unique(np.round(proba, 6))
+    tp, fp = _counts_at(y, proba, candidates)
+    fn = int(np.sum(y == 1)) - tp
     if rule == "max_f1":
-        values = [f1_score(y, proba >= t, zero_division=0) for t in candidates]
+        denominator = 2 * tp + fp + fn  # F1 = 2TP / (2TP + FP + FN), 0 where nothing is predicted or true
+        values = np.divide(2.0 * tp, denominator, out=np.zeros(len(candidates)), where=denominator > 0)
         return float(candidates[int(np.argmax(values))])
     if rule == "min_cost":
-        costs = [cost_fp * np.sum((proba >= t) & (y == 0)) + cost_fn * np.sum((proba < t) & (y == 1))
-                 for t in candidates]
-        return float(candidates[int(np.argmin(costs))])
+        return float(candidates[int(np.argmin(cost_fp * fp + cost_fn * fn))])
     raise ValueError(f"threshold rule must be max_f1 or min_cost, not {rule!r}")
 
 # %% ../../nbs/03_models.ipynb #a956c5dd
 def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params: dict[str, Any],
-                   splitter, groups=None) -> dict[str, Any]:
-    "CV every candidate family, choose one, its calibration and threshold, refit it on all rows."
+                   splitter, groups=None, progress=None) -> dict[str, Any]:
+    """CV every candidate family on at most `train.selection_max_rows` rows (`data.capped`: seeded,
+    stratified), choose one, its calibration and threshold there, and refit it on ALL rows. `rows` says
+    how many rows each step used; `progress` (a `track.progress` bar) counts folds and the final fit."""
     families = params["candidates"] if params["model"] == "auto" else [params["model"]]
+    methods = params.get("calibration_methods", [])
+    Xs, ys, gs = capped(X, y, groups, params.get("selection_max_rows"), params["seed"])
+    if progress is not None:
+        progress.total = (len(families) + len(methods)) * splitter.get_n_splits(Xs, ys, gs) + 1
     cv_results, timings = {}, {}
     for family in families:
         start = time.perf_counter()
         pipeline = make_pipeline(spec, family, params.get(family), params["seed"])
-        cv_results[family] = cross_validate(pipeline, X, y, splitter, groups, params["cv_metric"])
+        cv_results[family] = cross_validate(pipeline, Xs, ys, splitter, gs, params["cv_metric"], progress)
         timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
     chosen = select_family(cv_results, not params["cv_metric"].startswith("neg_"),
                            params.get("max_operations_per_record"))
     model, calibration, calibrated_cv = make_pipeline(spec, chosen, params.get(chosen), params["seed"]), {}, {}
-    for method in params.get("calibration_methods", []):
-        calibrated_cv[method] = cross_validate(calibrated(model, method), X, y, splitter, groups, params["cv_metric"])
-        calibration[method] = calibration_gain(y, cv_results[chosen], calibrated_cv[method])
+    for method in methods:
+        calibrated_cv[method] = cross_validate(calibrated(model, method), Xs, ys, splitter, gs, params["cv_metric"],
+                                               progress)
+        calibration[method] = calibration_gain(ys, cv_results[chosen], calibrated_cv[method])
     helpful = [m for m in calibration if calibration_helps(calibration[m])]
     method = max(helpful, key=lambda m: calibration[m]["log_loss_gain"], default=None)
     oof = calibrated_cv[method]["oof"] if method else cv_results[chosen]["oof"]
-    threshold = choose_threshold(y, oof, params["threshold_rule"],
+    threshold = choose_threshold(ys, oof, params["threshold_rule"],
                                  params.get("cost_false_positive", 1.0), params.get("cost_false_negative", 1.0))
     start = time.perf_counter()
     candidate = fit_model(calibrated(model, method) if method else model, X, y, splitter, groups)
     timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
+    if progress is not None:
+        progress.update()
     return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results,
-            "calibration": calibration, "calibration_method": method, "timings": timings}
+            "calibration": calibration, "calibration_method": method, "timings": timings,
+            "rows": {"selection": len(ys), "final_fit": len(y)}}
 
 # %% ../../nbs/03_models.ipynb #ced67d5d
 def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:

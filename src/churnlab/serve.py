@@ -119,10 +119,11 @@ def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> 
     "The model to serve (see above), with its expected hashes; `sha256` is `$CHURNLAB_MODEL_SHA256`."
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-
-    mlflow.set_tracking_uri(config.tracking_uri())  # the registry lookups below (and alias checks later) use it
     schema = root / "artifacts/prepared/schema.json"
+    if (model is None and schema.exists()) or (model or "").startswith("models:/"):
+        import mlflow  # only for the registry (a model folder does not pay MLflow's import, about 1 s)
+
+        mlflow.set_tracking_uri(config.tracking_uri())  # the registry lookups below (and alias checks later) use it
     if model is None and schema.exists():
         name = track.registered_name(data.contract_fingerprint(orjson.loads(schema.read_bytes())))
         model = f"models:/{name}@champion" if track.alias_version(name) else None
@@ -196,27 +197,44 @@ def _raw_frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFra
                          for c, d in dtypes.items()})
 
 
-def _compile_lookup(prefix: Pipeline, name: str, transformer, columns: list[str]) -> _LookupBlock | None:
-    "Lookup tables for a column-wise encoder, probed through the fitted `prefix` (coercion + columns)."
+def _encoder_levels(transformer, columns: list[str]) -> dict[str, list[str]] | None:
+    "The known levels of a column-wise encoder's columns (its `categories_`), or None for another transformer."
     encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
     if not hasattr(encoder, "categories_"):
         return None
-    dtypes, where = prefix.named_steps["coerce"].dtypes, prefix.named_steps["columns"].output_indices_[name]
-    base_row = {c: (0.0 if d in data.NUMERIC_DTYPES else None) for c, d in dtypes.items()}
-    base = prefix.transform(_raw_frame([base_row], dtypes))[0, where]
-    codes, tables, targets, claimed = [], [], [], np.zeros(len(base), dtype=bool)
-    for column, known in zip(columns, encoder.categories_, strict=True):
-        known = [str(v) for v in known if not pd.isna(v)]
-        probes = [{**base_row, column: v} for v in [*known, None, UNSEEN]]
-        Z = prefix.transform(_raw_frame(probes, dtypes))[:, where]
+    return {c: [str(v) for v in known if not pd.isna(v)] for c, known in zip(columns, encoder.categories_, strict=True)}
+
+
+def _probe(prefix: Pipeline, probes: list[tuple[str, list[Any]]]) -> tuple[np.ndarray, list[slice]]:
+    """ONE transform through the fitted `prefix` (coercion + columns) of a base row (numbers 0, text
+    missing) and, per `(column, values)` probe, one row per value with every other column at the base:
+    the base's output row and each probe's rows. Rows are transformed independently, so this is what a
+    transform per column would give, at a cost linear in the number of levels (not columns x levels)."""
+    dtypes = prefix.named_steps["coerce"].dtypes
+    sizes = [len(values) for _, values in probes]
+    n, starts = 1 + sum(sizes), np.cumsum([1, *sizes])
+    frame = {c: np.zeros(n) if d in data.NUMERIC_DTYPES else np.full(n, None, dtype=object) for c, d in dtypes.items()}
+    for (column, values), start in zip(probes, starts, strict=False):
+        frame[column][start:start + len(values)] = values
+    Z = prefix.transform(pd.DataFrame({c: pd.Series(v, dtype=float if dtypes[c] in data.NUMERIC_DTYPES else object)
+                                       for c, v in frame.items()}))
+    return Z, [slice(start, start + size) for start, size in zip(starts, sizes, strict=False)]
+
+
+def _compile_lookup(columns: list[str], tables: list[np.ndarray], base: np.ndarray,
+                    levels: dict[str, list[str]]) -> _LookupBlock | None:
+    """Lookup tables for a column-wise encoder from its probed rows (`tables`: per column, the block's output
+    for each known level, missing and unseen; `base`: its output at the base row)."""
+    codes, kept, targets, claimed = [], [], [], np.zeros(len(base), dtype=bool)
+    for column, Z in zip(columns, tables, strict=True):
         target = np.flatnonzero((Z != base).any(axis=0))
         if claimed[target].any():
             return None  # not column-wise: two inputs write one output
         claimed[target] = True
-        codes.append({level: row for row, level in enumerate([*known, None])})
-        tables.append(Z[:, target])
+        codes.append({level: row for row, level in enumerate([*levels[column], None])})
+        kept.append(Z[:, target])
         targets.append(target)
-    return _LookupBlock(columns, codes, tables, targets, base)
+    return _LookupBlock(columns, codes, kept, targets, base)
 
 # %% ../../nbs/09_serve.ipynb #1629bda6
 @dataclass
@@ -369,15 +387,25 @@ def compile_scorer(model, check_rows: int = 64, tolerance: float = 1e-9) -> Fast
             or len(pipeline) != 3:
         return None
     coerce, columns = pipeline.named_steps["coerce"], pipeline.named_steps["columns"]
-    blocks = []
+    blocks, lookups = [], []
     for name, transformer, cols in columns.transformers_:
-        if transformer == "drop" or columns.output_indices_[name].stop == columns.output_indices_[name].start:
+        where, cols = columns.output_indices_[name], list(cols)
+        if transformer == "drop" or where.stop == where.start:
             continue
-        cols = list(cols)
-        block = _compile_numeric(transformer, cols) or _compile_lookup(pipeline[:2], name, transformer, cols)
+        block = _compile_numeric(transformer, cols)
+        if block is None:  # a column-wise encoder: compiled below, from one probe of every level of every column
+            levels = _encoder_levels(transformer, cols)
+            if levels is None:
+                return None
+            lookups.append((len(blocks), where, cols, levels))
+        blocks.append((where, block))
+    Z, rows = _probe(pipeline[:2], [(c, [*levels[c], None, UNSEEN]) for *_, cols, levels in lookups for c in cols])
+    probed = iter(rows)
+    for position, where, cols, levels in lookups:
+        block = _compile_lookup(cols, [Z[next(probed), where] for _ in cols], Z[0, where], levels)
         if block is None:
             return None
-        blocks.append((columns.output_indices_[name], block))
+        blocks[position] = (where, block)
     width = max(where.stop for where, _ in blocks)
     scorer = FastScorer(dict(coerce.dtypes), dict(getattr(coerce, "limits_", {})), blocks, width,
                         _estimator_proba(pipeline.steps[-1][1], calibrator), getattr(coerce, "trim_whitespace", False))

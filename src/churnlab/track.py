@@ -19,9 +19,9 @@ import yaml
 from .config import EXPERIMENT_NAME, tracking_uri
 
 # %% auto #0
-__all__ = ['REQUIREMENTS', 'file_md5', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten',
-           'stage_run', 'trial_logger', 'WarningLog', 'collect_warnings', 'registered_name', 'log_candidate',
-           'register_candidate', 'alias_version', 'set_alias', 'version_tags']
+__all__ = ['PROGRESS_ENV', 'REQUIREMENTS', 'file_md5', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store',
+           'flatten', 'stage_run', 'trial_logger', 'progress', 'WarningLog', 'collect_warnings', 'registered_name',
+           'log_candidate', 'register_candidate', 'alias_version', 'set_alias', 'version_tags']
 
 # %% ../../nbs/05_track.ipynb #0b844f38
 def file_md5(path: Path) -> str:
@@ -127,6 +127,27 @@ def trial_logger(metric: str):
                 mlflow.log_metric(f"{metric}_running_mean", value, step=step)
 
     return log_trial
+
+# %% ../../nbs/05_track.ipynb #a9dd3082
+PROGRESS_ENV = "CHURNLAB_PROGRESS"
+
+
+@contextlib.contextmanager
+def progress(total: int | None, label: str) -> Iterator[Any]:
+    "A tqdm bar (`update()`, settable `total`) on the terminal named by `$CHURNLAB_PROGRESS`, else disabled."
+    from tqdm import tqdm
+
+    target, stream = os.environ.get(PROGRESS_ENV), None
+    if target:
+        with contextlib.suppress(OSError):
+            stream = open(target, "a", buffering=1)  # noqa: SIM115  (closed below)
+    bar = tqdm(total=total, desc=label, file=stream, disable=stream is None, mininterval=2.0, ascii=True, ncols=100)
+    try:
+        yield bar
+    finally:
+        bar.close()
+        if stream is not None:
+            stream.close()
 
 # %% ../../nbs/05_track.ipynb #6a2c1aaa
 class WarningLog:
