@@ -60,8 +60,9 @@ def measured(cmd: list[str], root: Path) -> tuple[float, float]:
     return float(seconds), float(kilobytes) / 1024
 
 
-def project_for(n: int, workdir: Path) -> tuple[Path, pd.DataFrame]:
-    "A project copy holding the `n`-row synthetic table as its only data; returns it and the true probabilities."
+def project_for(n: int, workdir: Path, overrides: dict | None = None) -> tuple[Path, pd.DataFrame]:
+    """A project copy holding the `n`-row synthetic table as its only data (and `overrides`, dotted keys,
+    applied on top of the shipped params); returns it and the true probabilities."""
     root = make_copy(workdir / f"rows_{n}")
     (root / "data" / "wa_churn.csv").unlink()
     frame, probability = churn_table(n)
@@ -69,6 +70,12 @@ def project_for(n: int, workdir: Path) -> tuple[Path, pd.DataFrame]:
     run([str(BIN / "dvc"), "add", "data"], root)
     params = config.read_yaml((root / "params.yaml").read_text())
     params["data"] = {"path": ["data/churn.csv", "data/production/*.parquet"], **DATA_SECTION}
+    for dotted, value in (overrides or {}).items():
+        *sections, key = dotted.split(".")
+        node = params
+        for section in sections:
+            node = node[section]
+        node[key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(root, f"data: synthetic churn, {n} rows")
     run([str(BIN / "churnlab"), "init"], root)
@@ -99,8 +106,8 @@ def test_aucs(root: Path, truth: pd.DataFrame) -> dict:
     }
 
 
-def bench_size(n: int, workdir: Path) -> dict:
-    root, truth = project_for(n, workdir)
+def bench_size(n: int, workdir: Path, overrides: dict | None = None) -> dict:
+    root, truth = project_for(n, workdir, overrides)
     stages = {}
     for stage in STAGES:
         seconds, rss = measured([str(BIN / "dvc"), "repro", "-s", stage], root)
@@ -286,12 +293,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 and 30,000 rows only")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--docs", action="store_true", help="write the tables into nbs/index.ipynb (README.md)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params.yaml key besides `data` (YAML value), e.g. featurize.high_cardinality=target; "
+        "not with --docs (the README's tables are for the shipped defaults)",
+    )
+    parser.add_argument("--no-parts", action="store_true", help="skip the parts measured on their own")
     args = parser.parse_args()
     sizes = [10_000, 30_000] if args.quick else args.sizes
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if overrides and args.docs:
+        parser.error("--set changes the shipped defaults: the README's tables (--docs) are for those")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     with tempfile.TemporaryDirectory() as tmp:
-        parts = bench_threshold() + bench_compile(Path(tmp))
-        results = [bench_size(n, Path(tmp)) for n in sizes]
+        parts = [] if args.no_parts else bench_threshold() + bench_compile(Path(tmp))
+        results = [bench_size(n, Path(tmp), overrides) for n in sizes]
     table = pd.DataFrame([{"rows": r["rows"], "stage": s, **v} for r in results for s, v in r["stages"].items()])
     print("\nPer stage (measured, `python bench/scale.py`): wall seconds and peak RSS (MB)")
     print(table.pivot(index="stage", columns="rows", values=["seconds", "peak_rss_mb"]).reindex(STAGES).to_string())
