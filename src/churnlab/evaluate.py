@@ -88,20 +88,22 @@ def _weighted_average_precision(y, proba, counts):
 _VECTORISED = {roc_auc_score: _weighted_roc_auc, average_precision_score: _weighted_average_precision}
 
 
+def _bootstrap_each(y: np.ndarray, probas: list, metric, n_boot: int, seed: int) -> np.ndarray:
+    "`metric` of each of `probas` (rows: one per score array) on the same seeded resamples, drawn once."
+    y, probas = np.asarray(y), [np.asarray(p, dtype=float) for p in probas]
+    weighted, values = _VECTORISED.get(metric), [[] for _ in probas]
+    for counts in _resample_counts(y, n_boot, seed):
+        rows = None if weighted else [np.repeat(np.arange(len(y)), row) for row in counts.astype(int)]
+        for out, proba in zip(values, probas, strict=True):
+            out.extend(weighted(y, proba, counts) if weighted else [metric(y[i], proba[i]) for i in rows])
+    return np.array(values, dtype=float)
+
+
 def bootstrap_values(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n_boot: int = 1000,
                      seed: int = 42) -> np.ndarray:
     """`metric` on each seeded bootstrap resample. ROC-AUC and average precision are computed on
     resampling counts over one sort of the scores (no per-resample sort); other metrics resample rows."""
-    y, proba = np.asarray(y), np.asarray(proba, dtype=float)
-    weighted = _VECTORISED.get(metric)
-    if weighted is not None:
-        return np.concatenate([weighted(y, proba, counts) for counts in _resample_counts(y, n_boot, seed)])
-    values = []
-    for counts in _resample_counts(y, n_boot, seed):
-        for row in counts.astype(int):
-            idx = np.repeat(np.arange(len(y)), row)
-            values.append(metric(y[idx], proba[idx]))
-    return np.array(values)
+    return _bootstrap_each(y, [proba], metric, n_boot, seed)[0]
 
 
 def bootstrap_interval(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n_boot: int = 1000,
@@ -115,7 +117,8 @@ def bootstrap_interval(y: np.ndarray, proba: np.ndarray, metric=roc_auc_score, n
 def paired_bootstrap_test(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, margin: float = 0.005,
                           n_boot: int = 1000, seed: int = 42, metric=roc_auc_score) -> dict[str, float]:
     "Observed metric difference (candidate − champion) and the one-sided p-value of H0: diff ≤ margin."
-    diffs = bootstrap_values(y, candidate, metric, n_boot, seed) - bootstrap_values(y, champion, metric, n_boot, seed)
+    candidate_values, champion_values = _bootstrap_each(y, [candidate, champion], metric, n_boot, seed)
+    diffs = candidate_values - champion_values  # both models on the same resamples, drawn once
     observed = metric(y, candidate) - metric(y, champion)
     p_value = (1 + np.sum(diffs <= margin)) / (1 + len(diffs))
     return {"difference": round(float(observed), 9), "p_value": round(float(p_value), 9), "margin": margin}

@@ -192,9 +192,14 @@ def _compile_numeric(transformer, columns: list[str]) -> _NumericBlock | None:
                          getattr(scaler, "mean_", None), getattr(scaler, "scale_", None))
 
 
-def _raw_frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype=float if d in data.NUMERIC_DTYPES else object)
+def _typed_frame(columns: dict[str, Any], dtypes: dict[str, str]) -> pd.DataFrame:
+    "Column values as the raw frame a pipeline reads: numbers as floats, everything else as objects."
+    return pd.DataFrame({c: pd.Series(columns[c], dtype=float if d in data.NUMERIC_DTYPES else object)
                          for c, d in dtypes.items()})
+
+
+def _raw_frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
+    return _typed_frame({c: [r.get(c) for r in rows] for c in dtypes}, dtypes)
 
 
 def _encoder_levels(transformer, columns: list[str]) -> dict[str, list[str]] | None:
@@ -216,8 +221,7 @@ def _probe(prefix: Pipeline, probes: list[tuple[str, list[Any]]]) -> tuple[np.nd
     frame = {c: np.zeros(n) if d in data.NUMERIC_DTYPES else np.full(n, None, dtype=object) for c, d in dtypes.items()}
     for (column, values), start in zip(probes, starts, strict=False):
         frame[column][start:start + len(values)] = values
-    Z = prefix.transform(pd.DataFrame({c: pd.Series(v, dtype=float if dtypes[c] in data.NUMERIC_DTYPES else object)
-                                       for c, v in frame.items()}))
+    Z = prefix.transform(_typed_frame(frame, dtypes))
     return Z, [slice(start, start + size) for start, size in zip(starts, sizes, strict=False)]
 
 
