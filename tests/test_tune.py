@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy
 import standins
 from conftest import BIN, TEST_PROFILE, make_copy
 from workspace import deep_update, project_env
@@ -132,22 +133,36 @@ def test_two_workers_share_a_postgresql_study(tune_project, postgres):
     _assert_six_contiguous(study.get_trials())
 
 
+def _beating(storage: str) -> set[int]:
+    "Ids of the trials with a heartbeat recorded (Optuna's `trial_heartbeats` table)."
+    engine = sqlalchemy.create_engine(storage)
+    try:
+        with engine.connect() as connection:
+            return {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+    finally:
+        engine.dispose()
+
+
 def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_project, postgres):
+    """A trial killed after its first heartbeat is failed by the next worker. (Optuna judges staleness by
+    the heartbeat, so a trial killed in the milliseconds between its creation and its first heartbeat
+    would stay RUNNING: the kill waits for a running trial that has one, or the test would be a race.)"""
     storage = f"{postgres}/heartbeat"
     study, _ = _session(tune_project, storage)
     (worker,) = _workers(tune_project, storage, n_workers=1, n_trials=1000)
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    deadline, killed = time.time() + 120, []
+    while time.time() < deadline and not killed:
         trials = study.get_trials(deepcopy=False)
-        if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and any(
-            t.state == optuna.trial.TrialState.RUNNING for t in trials
-        ):
-            break
-        time.sleep(0.2)
+        if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+            beating = _beating(storage)
+            killed = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and t._trial_id in beating]
+        if not killed:
+            time.sleep(0.1)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+    assert killed, "no running trial with a heartbeat within 120 s; nothing to check"
     killed = [t.number for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
-    assert killed, "the worker was killed between trials; nothing to check"
+    assert killed, "the worker finished its trial before the kill; nothing to check"
     time.sleep(3)  # past the 2 s grace period
     (again,) = _workers(tune_project, storage, n_workers=1, n_trials=1)
     _, err = again.communicate(timeout=300)

@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import cli, config, data, models, track
+from churnlab import cli, config, data, features, models, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -50,8 +50,9 @@ splitter = data.cv_splitter(contract["split"]["strategy"], params["cv_folds"], p
 
 # %%
 with track.progress(None, "train: CV folds + final fit") as bar:
-    fit = models.select_and_fit(X, y, spec, params, splitter, groups, progress=bar)
-cv_results, chosen, threshold = fit["cv"], fit["family"], fit["threshold"]
+    fit = models.select_and_fit(X, y, spec, params, splitter, groups, progress=bar,
+                                high_cardinality=features.columns_by_role(contract, "high_cardinality"))
+cv_results, chosen, threshold, selected = fit["cv"], fit["family"], fit["threshold"], fit["selected_cv"]
 candidate, timings = fit["candidate"], fit["timings"]
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"]),
                           "operations_per_record": r["operations"], "single_record_ms": r["latency_ms"]}
@@ -69,8 +70,28 @@ display(Markdown(f"Rows: selection, calibration and threshold on **{fit['rows'][
                  f"{params.get('selection_max_rows')}: a seeded stratified subsample); the candidate is fitted on all "
                  f"**{fit['rows']['final_fit']:,}**."))
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
-                 f"{cv_results[chosen]['mean']:.4f} ± {cv_results[chosen]['std']:.4f}); threshold by "
+                 f"{selected['mean']:.4f} ± {selected['std']:.4f}); threshold by "
                  f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
+
+# %% [markdown]
+# ## Target encoding (`train.target_encoding: auto`): tried on the chosen family, kept only where it helps
+#
+# The families above were compared with the high-cardinality columns one-hot encoded (their frequent
+# levels, the rest pooled). When the data has such columns, the chosen family is cross-validated
+# once more on the same folds with them target-encoded; that is kept when the mean paired gain over
+# the folds exceeds its standard error.
+
+# %%
+encoding = fit["target_encoding"]
+verdict = "not tried" if encoding is None else ("kept" if encoding["kept"] else "not kept")
+if encoding is None:
+    why = "`train.target_encoding` is off" if params.get("target_encoding") != "auto" else "no such column"
+    display(Markdown(f"Not tried: {why}."))
+else:
+    display(Markdown(
+        f"Target-encoding {', '.join(encoding['columns'])}: CV {params['cv_metric']} {encoding['mean']:.4f} against "
+        f"{cv_results[chosen]['mean']:.4f} one-hot, paired gain {encoding['gain']:+.4f} (SE {encoding['se']:.4f}): "
+        f"**{verdict}**."))
 
 # %% [markdown]
 # ## Calibration (kept only where log loss and Brier both improve by more than one SE)
@@ -83,8 +104,8 @@ display(Markdown(f"Calibration applied: **{fit['calibration_method'] or 'none'}*
 # %%
 meta = {
     "family": chosen, "threshold": threshold, "threshold_rule": params["threshold_rule"],
-    "cv_metric": params["cv_metric"], "cv_mean": round(cv_results[chosen]["mean"], 9),
-    "cv_std": round(cv_results[chosen]["std"], 9), "contract": contract,
+    "cv_metric": params["cv_metric"], "cv_mean": round(selected["mean"], 9),
+    "cv_std": round(selected["std"], 9), "contract": contract,
     "contract_fingerprint": data.contract_fingerprint(contract), "id_columns": contract["id_columns"],
     "data_md5": track.data_md5(root), "target": contract["target"], "calibration": fit["calibration_method"],
     "feature_means": models.feature_means(candidate, X),
@@ -92,18 +113,24 @@ meta = {
 }
 cv_report = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9), "operations_per_record": r["operations"],
                  "folds": [round(s, 9) for s in r["scores"]]} for f, r in cv_results.items()}
+cv_summary = {"chosen": chosen, "metric": params["cv_metric"], "families": cv_report}
+if encoding is not None:  # only where the data has a high-cardinality column
+    cv_summary["target_encoding"] = {"columns": encoding["columns"], "kept": encoding["kept"],
+                                     **{k: round(encoding[k], 9) for k in ("mean", "std", "gain", "se")},
+                                     "folds": [round(s, 9) for s in encoding["scores"]]}
 timings.update({f"single_record_ms_{f}": round(r["latency_ms"], 3) for f, r in cv_results.items()})
 with track.stage_run("train", params, root) as run:
     import mlflow
 
     mlflow.log_metrics({f"cv_{params['cv_metric']}_{f}": r["mean"] for f, r in cv_results.items()})
     mlflow.log_metrics({"threshold": threshold, **timings, **{f"{k}_rows": v for k, v in fit["rows"].items()}})
-    mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"]})
+    mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"],
+                     "target_encoding": verdict})
     meta["mlflow_run_id"] = run.info.run_id
     meta["mlflow_model_uri"] = track.log_candidate(candidate, X.head(5), models.TRUSTED_TYPES, meta)
 models.save_model(candidate, meta, config.resolve("artifacts/model", root))
-config.atomic_write_text(config.resolve("reports/cv.json", root), json.dumps(
-    {"chosen": chosen, "metric": params["cv_metric"], "families": cv_report}, indent=2, sort_keys=True) + "\n")
+config.atomic_write_text(config.resolve("reports/cv.json", root),
+                         json.dumps(cv_summary, indent=2, sort_keys=True) + "\n")
 config.atomic_write_text(config.resolve("artifacts/train/timings.json", root), json.dumps(timings, indent=2) + "\n")
 
 # %% [markdown]

@@ -291,7 +291,9 @@ def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = "."
     if levels > max_categories:
         return "high_cardinality", {}, ContractDecision(
             name, f"high-cardinality categorical ({levels:,} levels)", "one-hot of its frequent levels, rare "
-            "ones pooled; monitored on its frequent levels only", "featurize.high_cardinality: target")
+            "ones pooled, or target-encoded where cross-validation says that helps (train.target_encoding: auto); "
+            "monitored on its frequent levels only", "featurize.high_cardinality: target (always) or "
+            "train.target_encoding: off (never)")
     return "categorical", {}, None
 
 

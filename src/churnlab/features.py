@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'OPTIONAL_BLOCKS', 'ContractCoercer', 'date_parts', 'DateParts',
            'GroupAggregates', 'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec',
-           'ablation_variants', 'enabled_variants', 'PastBlocks', 'cross_fit_splitter', 'fit_with_groups',
-           'block_transformer', 'build_preprocessor']
+           'target_encoded', 'ablation_variants', 'enabled_variants', 'PastBlocks', 'cross_fit_splitter',
+           'fit_with_groups', 'block_transformer', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -288,6 +288,19 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
         "strategy": contract.get("split", {}).get("strategy", "stratified"),
     }
     return spec, warnings
+
+# %% ../../nbs/02_features.ipynb #e53baad4
+def target_encoded(spec: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    "`spec` with those of `columns` that its `categorical` block one-hot encodes moved to a `target_encoding` block."
+    wanted = set(columns)
+    moved = [c for b in spec["blocks"] if b["block"] == "categorical" for c in b["columns"] if c in wanted]
+    if not moved:
+        return spec
+    blocks = [{**b, "columns": [c for c in b["columns"] if c not in wanted]} if b["block"] == "categorical" else b
+              for b in spec["blocks"]]
+    blocks = [b for b in blocks if b["columns"]]
+    at = next((i for i, b in enumerate(blocks) if b["block"] not in ("numeric", "boolean")), len(blocks))
+    return {**spec, "blocks": [*blocks[:at], {"block": "target_encoding", "columns": moved}, *blocks[at:]]}
 
 # %% ../../nbs/02_features.ipynb #a3ec5a8c
 OPTIONAL_BLOCKS = ("date_parts", "group_aggregates", "ratios", "binning", "polynomial", "select_k_best")

@@ -32,15 +32,16 @@ from churnlab.features import (
     enabled_variants,
     feature_spec,
     fit_with_groups,
+    target_encoded,
 )
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
            'operations_per_record', 'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model',
-           'block_ablation', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated', 'base_pipeline',
-           'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means', 'contributions',
-           'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256',
-           'dvc_dir_md5', 'score']
+           'paired_gain', 'block_ablation', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated',
+           'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means',
+           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files',
+           'artifact_sha256', 'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -168,6 +169,12 @@ def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None)
     return fit_with_groups(model, X, y, groups)
 
 # %% ../../nbs/03_models.ipynb #2980d4f2
+def paired_gain(scores, base) -> tuple[float, float]:
+    "Mean per-fold gain of `scores` over `base` (the same folds) and its standard error (NaN for one fold)."
+    gain = np.asarray(scores, dtype=float) - np.asarray(base, dtype=float)
+    return float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+
+
 def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], featurize: dict[str, Any],
                    family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
                    metric: str = "roc_auc", only: list[str] | None = None, progress=None) -> pd.DataFrame:
@@ -181,10 +188,9 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
         return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric, progress)["scores"])
 
     def row(name: str, scores: np.ndarray) -> dict[str, Any]:
-        gain = scores - base
-        se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-        return {"variant": name, metric: float(scores.mean()), "gain": float(gain.mean()), "se": se,
-                "helps": bool(gain.mean() > se), "on": name in enabled}
+        gain, se = paired_gain(scores, base)
+        return {"variant": name, metric: float(scores.mean()), "gain": gain, "se": se, "helps": bool(gain > se),
+                "on": name in enabled}
 
     variants = ablation_variants(featurize, contract)
     base_spec = feature_spec(contract, variants.pop("base"))[0]
@@ -196,10 +202,10 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
     return pd.DataFrame([row("base", base), *(row(name, scores_of(spec)) for name, spec in specs.items())])
 
 # %% ../../nbs/03_models.ipynb #c5602318
-def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool = True,
-                  max_operations: int | None = None) -> str:
-    """The family with the best mean CV score among those within `max_operations` per record
-    (`operations_per_record`); ties go to the family listed first in `FAMILIES`. A family whose score
+def select_family(cv_results: dict[str, dict[str, Any]], max_operations: int | None = None) -> str:
+    """The family with the highest mean CV score (a scikit-learn scorer's: losses come negated, as
+    `neg_log_loss`) among those within `max_operations` per record (`operations_per_record`); ties go to
+    the family listed first in `FAMILIES`. A family whose score
     is NaN (a fold without both classes) is never compared: it is refused, with the count."""
     undefined = [f for f, r in cv_results.items() if not np.isfinite(r["mean"])]
     if undefined:
@@ -212,8 +218,7 @@ def select_family(cv_results: dict[str, dict[str, Any]], greater_is_better: bool
         costs = {f: r.get("operations") for f, r in cv_results.items()}
         raise ValueError(f"no family scores a record within train.max_operations_per_record = {max_operations}: "
                          f"{costs}")
-    sign = 1 if greater_is_better else -1
-    return max(eligible, key=lambda f: (round(sign * cv_results[f]["mean"], 12), -FAMILIES.index(f)))
+    return max(eligible, key=lambda f: (round(cv_results[f]["mean"], 12), -FAMILIES.index(f)))
 
 # %% ../../nbs/03_models.ipynb #acbdd37f
 def calibration_gain(y: np.ndarray, plain: dict[str, Any], calibrated: dict[str, Any]) -> dict[str, float]:
@@ -277,32 +282,52 @@ def choose_threshold(y: np.ndarray, proba: np.ndarray, rule: str = "max_f1",
     raise ValueError(f"threshold rule must be max_f1 or min_cost, not {rule!r}")
 
 # %% ../../nbs/03_models.ipynb #a956c5dd
+def _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, plain_cv, progress):
+    "CV of the chosen family with `te_spec`: its result and the verdict (kept when the paired gain exceeds one SE)."
+    te_cv = cross_validate(make_pipeline(te_spec, chosen, params.get(chosen), params["seed"]), Xs, ys, splitter, gs,
+                           params["cv_metric"], progress)
+    gain, se = paired_gain(te_cv["scores"], plain_cv["scores"])
+    columns = [c for b in te_spec["blocks"] if b["block"] == "target_encoding" for c in b["columns"]]
+    return te_cv, {"columns": columns, "mean": te_cv["mean"], "std": te_cv["std"], "scores": te_cv["scores"],
+                   "gain": gain, "se": se, "kept": bool(gain > se)}
+
+
 def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params: dict[str, Any],
-                   splitter, groups=None, progress=None) -> dict[str, Any]:
+                   splitter, groups=None, progress=None, high_cardinality: list[str] = ()) -> dict[str, Any]:
     """CV every candidate family on at most `train.selection_max_rows` rows (`data.capped`: seeded,
-    stratified), choose one, its calibration and threshold there, and refit it on ALL rows. `rows` says
-    how many rows each step used; `progress` (a `track.progress` bar) counts folds and the final fit."""
+    stratified), choose one; with `train.target_encoding: auto`, CV it once more with the
+    `high_cardinality` columns target-encoded and keep that when it helps; choose calibration and
+    threshold there, and refit on ALL rows. `spec` is the spec the candidate uses, `selected_cv` its CV,
+    `rows` how many rows each step used; `progress` (a `track.progress` bar) counts folds and the final fit."""
     families = params["candidates"] if params["model"] == "auto" else [params["model"]]
     methods = params.get("calibration_methods", [])
+    te_spec = target_encoded(spec, list(high_cardinality)) if params.get("target_encoding") == "auto" else spec
     Xs, ys, gs = capped(X, y, groups, params.get("selection_max_rows"), params["seed"])
     if progress is not None:
-        progress.total = (len(families) + len(methods)) * splitter.get_n_splits(Xs, ys, gs) + 1
+        progress.total = (len(families) + (te_spec is not spec) + len(methods)) * splitter.get_n_splits(Xs, ys, gs) + 1
     cv_results, timings = {}, {}
     for family in families:
         start = time.perf_counter()
         pipeline = make_pipeline(spec, family, params.get(family), params["seed"])
         cv_results[family] = cross_validate(pipeline, Xs, ys, splitter, gs, params["cv_metric"], progress)
         timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
-    chosen = select_family(cv_results, not params["cv_metric"].startswith("neg_"),
-                           params.get("max_operations_per_record"))
+    chosen = select_family(cv_results, params.get("max_operations_per_record"))
+    selected_cv, target_encoding = cv_results[chosen], None
+    if te_spec is not spec:
+        start = time.perf_counter()
+        te_cv, target_encoding = _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, selected_cv,
+                                                        progress)
+        timings["cv_target_encoding_seconds"] = round(time.perf_counter() - start, 3)
+        if target_encoding["kept"]:
+            spec, selected_cv = te_spec, te_cv
     model, calibration, calibrated_cv = make_pipeline(spec, chosen, params.get(chosen), params["seed"]), {}, {}
     for method in methods:
         calibrated_cv[method] = cross_validate(calibrated(model, method), Xs, ys, splitter, gs, params["cv_metric"],
                                                progress)
-        calibration[method] = calibration_gain(ys, cv_results[chosen], calibrated_cv[method])
+        calibration[method] = calibration_gain(ys, selected_cv, calibrated_cv[method])
     helpful = [m for m in calibration if calibration_helps(calibration[m])]
     method = max(helpful, key=lambda m: calibration[m]["log_loss_gain"], default=None)
-    oof = calibrated_cv[method]["oof"] if method else cv_results[chosen]["oof"]
+    oof = calibrated_cv[method]["oof"] if method else selected_cv["oof"]
     threshold = choose_threshold(ys, oof, params["threshold_rule"],
                                  params.get("cost_false_positive", 1.0), params.get("cost_false_negative", 1.0))
     start = time.perf_counter()
@@ -310,9 +335,9 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params:
     timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
     if progress is not None:
         progress.update()
-    return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results,
-            "calibration": calibration, "calibration_method": method, "timings": timings,
-            "rows": {"selection": len(ys), "final_fit": len(y)}}
+    return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results, "spec": spec,
+            "selected_cv": selected_cv, "target_encoding": target_encoding, "calibration": calibration,
+            "calibration_method": method, "timings": timings, "rows": {"selection": len(ys), "final_fit": len(y)}}
 
 # %% ../../nbs/03_models.ipynb #ced67d5d
 def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
