@@ -133,14 +133,10 @@ def test_two_workers_share_a_postgresql_study(tune_project, postgres):
     _assert_six_contiguous(study.get_trials())
 
 
-def _beating(storage: str) -> set[int]:
+def _beating(engine: sqlalchemy.Engine) -> set[int]:
     "Ids of the trials with a heartbeat recorded (Optuna's `trial_heartbeats` table)."
-    engine = sqlalchemy.create_engine(storage)
-    try:
-        with engine.connect() as connection:
-            return {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
-    finally:
-        engine.dispose()
+    with engine.connect() as connection:
+        return {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
 
 
 def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_project, postgres):
@@ -150,14 +146,18 @@ def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_
     storage = f"{postgres}/heartbeat"
     study, _ = _session(tune_project, storage)
     (worker,) = _workers(tune_project, storage, n_workers=1, n_trials=1000)
-    deadline, killed = time.time() + 120, []
-    while time.time() < deadline and not killed:
-        trials = study.get_trials(deepcopy=False)
-        if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-            beating = _beating(storage)
-            killed = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and t._trial_id in beating]
-        if not killed:
-            time.sleep(0.1)
+    deadline, killed, engine = time.time() + 120, [], sqlalchemy.create_engine(storage)  # one pool for every poll
+    try:
+        while time.time() < deadline and not killed:
+            trials = study.get_trials(deepcopy=False)
+            if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+                beating = _beating(engine)
+                running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+                killed = [t.number for t in running if t._trial_id in beating]
+            if not killed:
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert killed, "no running trial with a heartbeat within 120 s; nothing to check"
