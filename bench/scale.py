@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from synthetic import DATA_SECTION, POSITIVE, TARGET, churn_table  # noqa: E402
 from workspace import BIN, commit_all, make_copy, project_env, run  # noqa: E402
 
-from churnlab import config, data, features, models, serve  # noqa: E402
+from churnlab import config, data, features, models, scoring  # noqa: E402
 
 STAGES = ("prepare", "featurize", "tune", "train", "evaluate", "monitor")
 MEASURED = "BENCH-MEASURED"
@@ -211,7 +211,7 @@ def bench_compile(workdir: Path) -> list[dict]:
         folder = wide_model(width, workdir / f"wide_{width}")
         pipeline, _ = models.load_model(folder)
         started = time.perf_counter()
-        assert serve.compile_scorer(pipeline) is not None
+        assert scoring.compile_scorer(pipeline) is not None
         rows.append(
             {"part": f"compile_scorer, {width} categorical columns", "seconds": round(time.perf_counter() - started, 2)}
         )

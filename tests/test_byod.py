@@ -20,7 +20,7 @@ from tables import bank_table
 from test_serve import STOPPED, Server
 from workspace import deep_update
 
-from churnlab import config, monitor, serve
+from churnlab import config, monitor, schema
 
 BYOD_PROFILE = deep_update(copy.deepcopy(TEST_PROFILE), {"tune": {"n_trials": 3}})
 BANK_RUN = "dvc exp run -S data.path=data/bank.csv -S data.target=Exited -S data.positive_label=yes"
@@ -111,7 +111,7 @@ def test_a_spreadsheet_export_reproduces_and_says_what_it_decided(bank):
 def test_the_served_schema_takes_numbers_for_the_exported_amounts(bank):
     _, _, kept, _ = bank
     contract = json.loads((kept / "artifacts/prepared/schema.json").read_text())
-    record = TypeAdapter(serve.record_type(contract))
+    record = TypeAdapter(schema.record_type(contract))
     properties = record.json_schema()["properties"]
     assert "number" in json.dumps(properties["Balance"]) and "string" not in json.dumps(properties["Balance"])
     sample = json.loads((kept / "reports/sample_request.json").read_text())

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import BIN, dvc, run
 
-from churnlab import monitor, serve
+from churnlab import monitor, predlog
 
 SETTINGS_KEYS = ("dataset_drift", "drift_share", "features", "prediction_drift", "performance", "alerts")
 
@@ -183,7 +183,7 @@ def test_cli_alerts_reach_the_webhook_pushgateway_textfile_and_history(
 def test_cli_reads_the_prediction_log_and_joins_late_labels(pipeline, tmp_path):
     holdout = pd.read_parquet(pipeline / "artifacts/prepared/holdout.parquet")
     features = holdout.drop(columns=["churn"])
-    log = serve.PredictionLog(f"sqlite:///{tmp_path}/predictions.sqlite", tmp_path / "fallback.jsonl")
+    log = predlog.PredictionLog(f"sqlite:///{tmp_path}/predictions.sqlite", tmp_path / "fallback.jsonl")
     now = datetime.now(UTC).isoformat()
     rng = np.random.default_rng(0)
     records = features.to_dict("records")

@@ -25,7 +25,7 @@ import yaml
 from conftest import BIN, ROOT
 from workspace import project_env
 
-from churnlab import data, models, serve
+from churnlab import data, models, scoring
 
 STOPPED = (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its graceful shutdown
 
@@ -277,13 +277,13 @@ def test_fuzzing_from_the_openapi_schema_finds_nothing(service):  # runs last: i
 def test_compiled_path_agrees_with_the_pipeline(candidate, test_rows):
     "On every test row and 1,000 fuzzed records (unseen levels, missing values, ±1e308): within 1e-9."
     pipeline_, _ = candidate
-    scorer = serve.compile_scorer(pipeline_)
+    scorer = scoring.compile_scorer(pipeline_)
     assert scorer is not None, "the shipped candidate families (calibrated or not) compile"
     frame, records = test_rows
     np.testing.assert_allclose(
         scorer.predict_proba(scorer.columns(records)), pipeline_.predict_proba(frame)[:, 1], rtol=0, atol=1e-9
     )
-    fuzz = serve.random_records(scorer, 1000, seed=7, extreme=True)
+    fuzz = scoring.random_records(scorer, 1000, seed=7, extreme=True)
     fast = scorer.predict_proba(scorer.columns(fuzz))
     assert np.isfinite(fast).all()
     np.testing.assert_allclose(fast, pipeline_.predict_proba(pd.DataFrame(fuzz))[:, 1], rtol=0, atol=1e-9)

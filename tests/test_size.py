@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from churnlab import config, data, evaluate, features, models, serve
+from churnlab import config, data, evaluate, features, models, scoring
 
 
 def threshold_by_loop(y, proba, rule="max_f1", cost_fp=1.0, cost_fn=1.0) -> float:
@@ -101,9 +101,9 @@ def test_a_candidate_over_many_categorical_columns_compiles_to_what_the_pipeline
     contract = data.infer_contract(frame, "y", "Yes")
     spec, _ = features.feature_spec(contract, config.read_yaml((ROOT / "params.yaml").read_text())["featurize"])
     pipeline = models.make_pipeline(spec, "logreg", {"C": 1.0}).fit(frame.drop(columns="y"), frame["y"] == "Yes")
-    scorer = serve.compile_scorer(pipeline)
+    scorer = scoring.compile_scorer(pipeline)
     assert scorer is not None
-    records = serve.random_records(scorer, 300, seed=9)
+    records = scoring.random_records(scorer, 300, seed=9)
     expected = pipeline.predict_proba(
         pd.DataFrame(records, columns=list(scorer.dtypes)).astype(
             {c: float for c, d in scorer.dtypes.items() if d in data.NUMERIC_DTYPES}

@@ -30,12 +30,11 @@ section = "evaluate"
 # %%
 import json
 
-import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
 
-from churnlab import config, data, evaluate, models, track
+from churnlab import config, data, evaluate, models, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -60,7 +59,8 @@ from sklearn.metrics import average_precision_score
 metrics["pr_auc_ci95"] = list(evaluate.bootstrap_interval(y, proba, average_precision_score, n_boot, seed))
 metrics["model"] = meta["family"]
 display(pd.Series({k: v for k, v in metrics.items()}, name="test").to_frame())
-report = classification_report(y, scored["prediction"], target_names=["retained", "churned"], digits=4)
+labels = [f"not {contract['positive_label']}", str(contract["positive_label"])]
+report = classification_report(y, scored["prediction"], target_names=labels, digits=4)
 print(report)
 
 # %% [markdown]
@@ -106,51 +106,7 @@ rows_used = {"final fit (all training rows)": rows_meta.get("final_fit"),
              "each tuning trial (`tune.max_rows`)": rows_meta.get("tuning"),
              "test metrics and bootstrap (all test rows)": metrics["n"],
              "permutation importance (`evaluate.importance_max_rows`)": len(y_importance)}
-rows_table = "| step | rows |\n|---|---|\n" + "\n".join(f"| {step} | {n:,} |" for step, n in rows_used.items()
-                                                        if n is not None)
-card = f"""# Model card: churnlab candidate ({meta['family']})
-
-## Data
-- Raw data md5 (`data.dvc`): `{meta['data_md5']}`; contract fingerprint `{meta['contract_fingerprint']}`
-- Target `{contract['target']}`, positive label `{contract['positive_label']}`; split strategy
-  `{contract['split']['strategy']}` (seed {contract['split']['seed']}); test rows: {metrics['n']}
-  (positive rate {metrics['positive_rate']:.3f})
-
-## Intended use
-Ranking customers by churn risk for retention campaigns (binary classification). Not for
-decisions about individuals without human review; not validated outside the training population.
-
-## Metrics on test (scored once, 95% bootstrap intervals, {n_boot} resamples)
-| metric | value |
-|---|---|
-| ROC-AUC | {metrics['roc_auc']:.4f} [{metrics['roc_auc_ci95'][0]:.4f}, {metrics['roc_auc_ci95'][1]:.4f}] |
-| PR-AUC | {metrics['pr_auc']:.4f} [{metrics['pr_auc_ci95'][0]:.4f}, {metrics['pr_auc_ci95'][1]:.4f}] |
-| log loss | {metrics['log_loss']:.4f} |
-| Brier | {metrics['brier']:.4f} |
-| accuracy at threshold | {metrics['accuracy']:.4f} |
-| precision / recall at threshold | {metrics['precision']:.4f} / {metrics['recall']:.4f} |
-| F1 at threshold | {metrics['f1']:.4f} |
-| top-decile lift | {lift.loc[0, 'lift']:.2f} |
-
-## Rows each step used
-{rows_table}
-
-## Threshold
-{meta['threshold']:.4f}, chosen by `{meta['threshold_rule']}` on out-of-fold training predictions.
-Calibration: {meta['calibration'] or 'none (it did not improve both log loss and Brier by more than 1 SE)'}.
-
-## Selection
-Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the training split:
-{meta['cv_mean']:.4f} ± {meta['cv_std']:.4f}.
-
-## Slices (ROC-AUC by segment)
-{slices.to_markdown(index=False) if len(slices) else 'no slice with enough rows'}
-
-## Limitations
-Historical data from one telecom provider; drift in prices or products degrades it (see
-monitoring). Segments with few rows have wide intervals. Reason codes are log-odds contributions relative
-to the training mean (exact for linear models, an occlusion estimate otherwise).
-"""
+card = workflow.model_card(meta, metrics, lift, slices, rows_used, n_boot)
 config.atomic_write_text(config.resolve("reports/model_card.md", root), card)
 display(Markdown(card))
 
@@ -172,35 +128,10 @@ with track.stage_run("evaluate", params, root) as run:
     lineage = {"data_md5": str(meta["data_md5"]), "git_commit": run.data.tags["git_commit"],
                "train_run_id": meta["mlflow_run_id"], "evaluate_run_id": run.info.run_id,
                "family": meta["family"], "test_roc_auc": str(metrics["roc_auc"])}
-    try:
-        version = track.register_candidate(meta["mlflow_model_uri"], name, lineage)
-    except mlflow.exceptions.MlflowException:  # the train run lives in another store: log it here
-        uri = track.log_candidate(pipeline, X.head(5), models.TRUSTED_TYPES, meta)
-        version = track.register_candidate(uri, name, lineage)
-    # the hash the service checks before it loads this version (a channel the artifact store cannot rewrite)
-    registered = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    mlflow.MlflowClient().set_model_version_tag(name, version, "model_sha256", models.artifact_sha256(registered))
-    champion = track.alias_version(name)
-    test_result = None
-    if champion is not None and champion != version:
-        champion_model, champion_meta = models.load_model(
-            mlflow.artifacts.download_artifacts(f"models:/{name}/{champion}"))
-        # only test rows neither model trained on: the champion's split rule, recomputed on today's rows
-        seen = data.trained_rows(test, champion_meta["contract"])
-        fresh = ~seen if seen is not None else np.ones(len(test), dtype=bool)
-        champion_proba = champion_model.predict_proba(X[fresh])[:, 1]
-        test_result = evaluate.paired_bootstrap_test(y[fresh], proba[fresh], champion_proba, params["margin"],
-                                                     n_boot, seed) if len(np.unique(y[fresh])) == 2 else None
-        test_result = {**(test_result or {"difference": None, "p_value": None, "margin": params["margin"]}),
-                       "rows": int(fresh.sum()), "rows_champion_trained_on": int(len(test) - fresh.sum()),
-                       "champion_split_known": seen is not None}
-    promoted, reason = evaluate.promotion_decision(test_result, params["alpha"])
-    track.set_alias(name, version, "champion" if promoted else "challenger")
-    promotion = {"registered_model": name, "registered_version": version,
-                 "champion_version": version if promoted else champion, "previous_champion": champion,
-                 "promoted": promoted, "reason": reason, "test": test_result}
+    version = workflow.register(pipeline, meta, X.head(5), name, lineage)
+    promotion = workflow.promote(name, version, test, y, proba, params)
     mlflow.log_dict(promotion, "promotion.json")
-display(Markdown(f"**{name} v{version}**: {reason}"))
+display(Markdown(f"**{name} v{version}**: {promotion['reason']}"))
 
 # %%
 config.atomic_write_bytes(config.resolve("artifacts/evaluate/test_scores.parquet", root),

@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import cli, config, data, features, models, track
+from churnlab import config, data, features, models, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -41,7 +41,7 @@ if params.get("use_tuned"):
     display(Markdown(f"`train.use_tuned`: **{tuned['family']}** uses the tuned parameters of trial {tuned['trial']} "
                      f"(CV {tuned['metric']} {tuned['value']:.4f} over {tuned['finished_trials']} trials): "
                      f"`{json.dumps(tuned['params'])}`"))
-rows = cli.training_rows(root)
+rows = workflow.training_rows(root)
 contract, spec, X, y, groups = rows["contract"], rows["spec"], rows["X"], rows["y"], rows["groups"]
 splitter = data.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
 
@@ -102,22 +102,8 @@ if fit["calibration"]:
 display(Markdown(f"Calibration applied: **{fit['calibration_method'] or 'none'}**"))
 
 # %%
-meta = {
-    "family": chosen, "threshold": threshold, "threshold_rule": params["threshold_rule"],
-    "cv_metric": params["cv_metric"], "cv_mean": round(selected["mean"], 9),
-    "cv_std": round(selected["std"], 9), "contract": contract,
-    "contract_fingerprint": data.contract_fingerprint(contract), "id_columns": contract["id_columns"],
-    "data_md5": track.data_md5(root), "target": contract["target"], "calibration": fit["calibration_method"],
-    "feature_means": models.feature_means(candidate, X),
-    "rows": {**fit["rows"], "tuning": tuned.get("rows") if params.get("use_tuned") else None},
-}
-cv_report = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9), "operations_per_record": r["operations"],
-                 "folds": [round(s, 9) for s in r["scores"]]} for f, r in cv_results.items()}
-cv_summary = {"chosen": chosen, "metric": params["cv_metric"], "families": cv_report}
-if encoding is not None:  # only where the data has a high-cardinality column
-    cv_summary["target_encoding"] = {"columns": encoding["columns"], "kept": encoding["kept"],
-                                     **{k: round(encoding[k], 9) for k in ("mean", "std", "gain", "se")},
-                                     "folds": [round(s, 9) for s in encoding["scores"]]}
+meta = workflow.artifact_metadata(fit, params, contract, X, root, tuned)
+cv_summary = workflow.cv_summary(fit, params["cv_metric"])
 timings.update({f"single_record_ms_{f}": round(r["latency_ms"], 3) for f, r in cv_results.items()})
 with track.stage_run("train", params, root) as run:
     import mlflow

@@ -33,12 +33,12 @@ section = "tune"
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from churnlab import cli, config, track, tune
+from churnlab import config, track, tune, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
-study, objective = cli.tuning_session(params, root, seed=params["seed"])
+study, objective = workflow.tuning_session(params, root, seed=params["seed"])
 display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} finished trials before this run; "
                  f"target {params['n_trials']}, family `{params['family']}`, metric `{params['metric']}`, "
                  f"{params['cv_folds']}-fold CV on **{study.user_attrs['setup']['rows']:,}** training rows "

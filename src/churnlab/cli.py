@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, data, models, monitor
+from . import config, data, models, monitor, workflow
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
-           'training_rows', 'tuning_session', 'cmd_tune', 'monitoring_window', 'window_labels', 'publish',
-           'write_figures', 'retrain', 'monitoring_run', 'cmd_monitor', 'build_parser', 'main']
+           'cmd_tune', 'monitoring_window', 'window_labels', 'publish', 'write_figures', 'retrain', 'monitoring_run',
+           'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: str = ".") -> Iterator[pd.DataFrame]:
@@ -62,7 +62,7 @@ def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: i
                  scorer=None, deciles: bool = False) -> int:
     """Score `source` into the CSV `output` (ids, prediction, probability, the top `explain` reason codes
     and, with `deciles`, each row's score decile in the file); returns the row count. `scorer` is the
-    compiled pipeline (`serve.compile_scorer`) when it has one."""
+    compiled pipeline (`scoring.compile_scorer`) when it has one."""
     from tqdm.auto import tqdm
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -96,12 +96,12 @@ def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: i
 
 
 def cmd_predict(args) -> int:
-    from churnlab import serve
+    from churnlab import scoring, trust
 
     root = config.service_root()
     model = args.model or os.environ.get("CHURNLAB_MODEL_URI") or "artifacts/model"
-    pipeline, meta, _, _ = serve.load_verified(model, root, os.environ.get("CHURNLAB_MODEL_SHA256"))
-    scorer = None if args.explain else serve.compile_scorer(pipeline)
+    pipeline, meta, _, _ = trust.load_verified(model, root, os.environ.get("CHURNLAB_MODEL_SHA256"))
+    scorer = None if args.explain else scoring.compile_scorer(pipeline)
     n = predict_file(config.resolve(args.input, Path.cwd()), config.resolve(args.output, Path.cwd()),
                      pipeline, meta, args.chunk_rows, args.explain, scorer, args.deciles)
     print(f"scored {n} rows -> {args.output}", file=sys.stderr)
@@ -159,45 +159,6 @@ def cmd_init(args) -> int:
     return 0
 
 # %% ../../nbs/06_cli.ipynb #5c6ecf60
-def training_rows(root: Path) -> dict:
-    """The prepared training split as the tune and train stages read it: `contract`, `spec`, `X`, `y`,
-    `groups` (the group column under the `group` strategy, else None) and `md5` of the rows."""
-    from churnlab import track
-
-    contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
-    spec = json.loads(config.resolve("artifacts/features/spec.json", root).read_text())
-    path = config.resolve("artifacts/prepared/train.parquet", root)
-    train = pd.read_parquet(path)
-    X = train.drop(columns=[contract["target"]])
-    return {"contract": contract, "spec": spec, "X": X, "md5": track.file_md5(path),
-            "y": data.encode_target(train[contract["target"]], contract["positive_label"]),
-            "groups": data.split_groups(X, contract)}
-
-
-def tuning_session(params: dict, root: Path, seed: int | None):
-    """(study, objective) for the `tune` params section, over `artifacts/prepared/train.parquet`: every trial
-    cross-validates on the same seeded stratified subsample of at most `tune.max_rows` rows."""
-    import optuna
-
-    from churnlab import tune
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
-    rows, family = training_rows(root), params["family"]
-    X, y, groups = data.capped(rows["X"], rows["y"], rows["groups"], params.get("max_rows"), params["seed"])
-    strategy = rows["contract"]["split"]["strategy"]
-    fixed = (params.get("fixed") or {}).get(family, {})
-    pruning = {"pruner": params["pruner"], "keep_percentile": params.get("keep_percentile", 25.0)}
-    setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"], strategy,
-                             rows["md5"], rows["spec"], fixed, params["seed"], pruning, len(y))
-    storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
-                                params.get("heartbeat_interval"), params.get("grace_period"))
-    pruner = tune.make_pruner(pruning["pruner"], pruning["keep_percentile"])
-    study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
-    splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
-    objective = tune.cv_objective(X, y, rows["spec"], setup, fixed, splitter, groups, params["seed"])
-    return study, objective
-
-
 def cmd_tune(args) -> int:
     import mlflow
 
@@ -205,7 +166,7 @@ def cmd_tune(args) -> int:
 
     root = config.repo_root()
     params = config.params_section("tune", root=root)
-    study, objective = tuning_session(params, root, seed=None)
+    study, objective = workflow.tuning_session(params, root, seed=None)
     with track.stage_run("tune", params, root):
         mlflow.set_tag("tune_role", "worker")
         study.optimize(objective, n_trials=args.n_trials, callbacks=[track.trial_logger(params["metric"])],
