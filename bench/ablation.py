@@ -1,10 +1,10 @@
 """Feature-block ablation: does each optional block raise repeated 5x2-fold CV ROC-AUC? (`make bench-features`)
 
 The training split is prepared as the pipeline prepares it (Telco by default, or a dataset of
-bench/datasets.py). `models.block_ablation` (what the featurize report runs, there with one family
+bench/datasets.py). `selection.block_ablation` (what the featurize report runs, there with one family
 and its default parameters) scores the base specification (params.yaml's `featurize` section with
 every optional block off) and one variant per applicable block on the same folds: 2 folds x 5
-repeats under the split strategy (`data.repeated_folds`: repeated stratified k-fold for Telco; ten
+repeats under the split strategy (`splits.repeated_folds`: repeated stratified k-fold for Telco; ten
 expanding windows under time), with the shipped `train` parameters of logistic regression and
 HistGradientBoosting. Printed per family and variant: the mean ROC-AUC, and the mean ± standard
 error (SD / sqrt(10)) of the paired per-fold gain over the base. A block is on by default only when
@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 from datasets import DATASETS, load_dataset
 
-from churnlab import data, models
+from churnlab import data, roles, selection, splits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,18 +37,18 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw, section = load_dataset(args.dataset)
-    contract = data.infer_contract(raw, **section)
-    contract, parts, _ = data.prepare_splits(raw, contract, params["prepare"]["strategy"], seed=42)
+    contract = roles.infer_contract(raw, **section)
+    contract, parts, _ = splits.prepare_splits(raw, contract, params["prepare"]["strategy"], seed=42)
     train = parts["train"]
     X, y = (
         train.drop(columns=[contract["target"]]),
         data.encode_target(train[contract["target"]], section["positive_label"]),
     )
-    groups = data.split_groups(X, contract)
-    folds = data.repeated_folds(contract["split"]["strategy"], X, y, groups, n_splits=2, n_repeats=5, seed=42)
+    groups = splits.split_groups(X, contract)
+    folds = splits.repeated_folds(contract["split"]["strategy"], X, y, groups, n_splits=2, n_repeats=5, seed=42)
     started, tables = time.perf_counter(), []
     for family in args.families:
-        table = models.block_ablation(
+        table = selection.block_ablation(
             X, y, contract, params["featurize"], family, folds, groups, params["train"][family], only=args.blocks
         )
         tables.append(table.assign(family=family))

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from seed_style import seed_style_fit_score  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
-from churnlab import config, data, evaluate, models  # noqa: E402
+from churnlab import config, data, evaluate, models, selection, splits  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,11 @@ def run_dataset(name: str, workdir: Path) -> dict:
     y_test = data.encode_target(test[target], positive)
     spec = json.loads((root / "artifacts/features/spec.json").read_text())
     contract = json.loads((root / "artifacts/prepared/schema.json").read_text())
-    hgb = models.fit_model(
+    hgb = selection.fit_model(
         models.make_pipeline(spec, "hist_gb", {}, 42),
         train.drop(columns=[target]),
         data.encode_target(train[target], positive),
-        groups=data.split_groups(train, contract),
+        groups=splits.split_groups(train, contract),
     )
     X_test = test.drop(columns=[target])
     candidate, meta = models.load_model(root / "artifacts/model")

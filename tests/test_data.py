@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import BIN, make_copy, run
 
-from churnlab import data
+from churnlab import data, splits
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def test_splits_are_disjoint_seeded_and_stratified(pipeline, telco):
     assert sum(map(len, ids)) == len(telco)
     rates = [(p["churn"] == "Yes").mean() for p in parts.values()]
     assert max(rates) - min(rates) < 0.03  # a hash split: equal in expectation (SE of a rate here ~0.012)
-    again = data.split_frame(telco, None, seed=42, key_column="rownames")  # the id decides, not the row order
+    again = splits.split_frame(telco, None, seed=42, key_column="rownames")  # the id decides, not the row order
     assert sorted(again[1]["rownames"]) == sorted(parts["test"]["rownames"])
-    shuffled = data.split_frame(telco.sample(frac=1, random_state=0), None, seed=42, key_column="rownames")
+    shuffled = splits.split_frame(telco.sample(frac=1, random_state=0), None, seed=42, key_column="rownames")
     assert sorted(shuffled[1]["rownames"]) == sorted(parts["test"]["rownames"])
 
 

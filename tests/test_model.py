@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from churnlab import evaluate, models
+from churnlab import evaluate, models, selection
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_gate_does_not_promote_a_worse_challenger_and_promotes_a_better_one(test
 @pytest.mark.parametrize("rule", ["max_f1", "min_cost"])
 def test_threshold_rule_picks_what_it_says(test_scores, rule):
     y, p = test_scores["y"].to_numpy(), test_scores["probability"].to_numpy()
-    chosen = models.choose_threshold(y, p, rule, cost_fp=1.0, cost_fn=5.0)
+    chosen = selection.choose_threshold(y, p, rule, cost_fp=1.0, cost_fn=5.0)
     grid = np.unique(np.round(p, 6))
     if rule == "max_f1":
         best = max(f1_score(y, p >= t) for t in grid)

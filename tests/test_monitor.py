@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import BIN, dvc, run
 
-from churnlab import monitor, predlog
+from churnlab import drift, monitor, predlog
 
 SETTINGS_KEYS = ("dataset_drift", "drift_share", "features", "prediction_drift", "performance", "alerts")
 
@@ -41,7 +41,7 @@ def test_random_splits_raise_no_dataset_drift(telco):
     for seed in range(20):
         shuffled = rows.sample(frac=1.0, random_state=seed)
         reference, current = shuffled.iloc[:5000], shuffled.iloc[5000:6000]  # a small window: 1,000 rows
-        profile = monitor.profile_reference(reference, contract)
+        profile = drift.profile_reference(reference, contract)
         report = monitor.monitor_window(profile, current, settings, reference_sample=reference if seed < 3 else None)
         assert not report["dataset_drift"] and report["alerts"] == [], (seed, report["alerts"])
         flagged_splits += any(r["drift"] for r in report["features"].values())
@@ -56,7 +56,7 @@ def test_shifted_columns_are_flagged_and_untouched_ones_are_not(telco):
     reference, current = rows.iloc[:5000], rows.iloc[5000:6000].copy()
     current["tenure"] = current["tenure"] + 0.5 * reference["tenure"].std()
     current.loc[current.index[:300], "payment_method"] = "Mailed check"
-    report = monitor.monitor_window(monitor.profile_reference(reference, contract), current, settings)
+    report = monitor.monitor_window(drift.profile_reference(reference, contract), current, settings)
     drifted = {c for c, r in report["features"].items() if r["drift"]}
     assert {"tenure", "payment_method"} <= drifted and len(drifted - {"tenure", "payment_method"}) <= 1, drifted
 

@@ -24,7 +24,7 @@ import standins
 from conftest import ROOT, TEST_PROFILE
 from workspace import make_copy, project_env
 
-from churnlab import monitor
+from churnlab import sinks
 
 SECTION = "## Past one machine"
 SERVE_PORTS = (8101, 8102)
@@ -159,7 +159,7 @@ def test_two_replicas_write_one_prediction_log_that_the_monitor_reads(walkthroug
     assert report["source"] == "predictions" and report["rows"] == len(holdout)
     promotion = json.loads((walkthrough["root"] / "reports/promotion.json").read_text())
     assert set(log["model_version"]) == {promotion["champion_version"]}
-    history = monitor.read_history(walkthrough["services"]["CHURNLAB_MONITORING_HISTORY_URL"])
+    history = sinks.read_history(walkthrough["services"]["CHURNLAB_MONITORING_HISTORY_URL"])
     assert "predictions" in set(history["source"])  # the shared history (PostgreSQL), beside the demo runs
 
 

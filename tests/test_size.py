@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from churnlab import config, data, evaluate, features, models, scoring
+from churnlab import config, data, evaluate, features, models, roles, scoring, selection, splits
 
 
 def threshold_by_loop(y, proba, rule="max_f1", cost_fp=1.0, cost_fn=1.0) -> float:
@@ -33,9 +33,9 @@ def test_the_threshold_from_one_sort_is_the_loops_to_the_last_digit(seed):
     if seed % 2:  # coarse scores: many ties, and thresholds that round up past their own rows
         proba = np.round(proba, 2) + rng.choice([0.0, 4e-7], n)
     proba[rng.random(n) < 0.05] = np.nan  # rows never validated
-    assert models.choose_threshold(y, proba) == threshold_by_loop(y, proba)
+    assert selection.choose_threshold(y, proba) == threshold_by_loop(y, proba)
     for cost_fp, cost_fn in ((1.0, 5.0), (3.0, 1.0)):
-        assert models.choose_threshold(y, proba, "min_cost", cost_fp, cost_fn) == threshold_by_loop(
+        assert selection.choose_threshold(y, proba, "min_cost", cost_fp, cost_fn) == threshold_by_loop(
             y, proba, "min_cost", cost_fp, cost_fn
         )
 
@@ -72,13 +72,13 @@ def test_the_paired_test_sees_the_same_resamples_for_both_models():
 def test_caps_draw_the_same_stratified_rows_on_every_run_and_keep_their_order():
     rng = np.random.default_rng(0)
     y = (rng.random(50_000) < 0.06).astype(int)
-    first, again = data.capped_rows(y, 10_000, seed=42), data.capped_rows(y, 10_000, seed=42)
+    first, again = splits.capped_rows(y, 10_000, seed=42), splits.capped_rows(y, 10_000, seed=42)
     assert np.array_equal(first, again) and len(first) == 10_000
     assert np.all(np.diff(first) > 0)  # ascending: time order survives a cap
     assert abs(y[first].mean() - y.mean()) < 1e-3  # the positive share is kept, not left to chance
-    assert not np.array_equal(first, data.capped_rows(y, 10_000, seed=43))
+    assert not np.array_equal(first, splits.capped_rows(y, 10_000, seed=43))
     groups = pd.Series(rng.integers(0, 5_000, 50_000))
-    kept = data.capped_rows(y, 10_000, seed=42, groups=groups)
+    kept = splits.capped_rows(y, 10_000, seed=42, groups=groups)
     assert set(groups.iloc[kept]).isdisjoint(set(groups) - set(groups.iloc[kept]))  # whole groups only
     assert 9_000 < len(kept) <= 10_000
 
@@ -98,7 +98,7 @@ def test_a_candidate_over_many_categorical_columns_compiles_to_what_the_pipeline
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({f"c{j}": rng.choice([f"l{i}" for i in range(6)], 1500) for j in range(80)})
     frame["x"], frame["y"] = rng.normal(size=1500), np.where(rng.random(1500) < 0.3, "Yes", "No")
-    contract = data.infer_contract(frame, "y", "Yes")
+    contract = roles.infer_contract(frame, "y", "Yes")
     spec, _ = features.feature_spec(contract, config.read_yaml((ROOT / "params.yaml").read_text())["featurize"])
     pipeline = models.make_pipeline(spec, "logreg", {"C": 1.0}).fit(frame.drop(columns="y"), frame["y"] == "Yes")
     scorer = scoring.compile_scorer(pipeline)

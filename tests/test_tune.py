@@ -20,7 +20,7 @@ import standins
 from conftest import BIN, TEST_PROFILE, make_copy
 from workspace import deep_update, project_env
 
-from churnlab import cli, config, data, features, models, tune
+from churnlab import config, features, models, selection, splits, tune, workflow
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def _session(root: Path, storage: str, **overrides):
     params = {**config.params_section("tune", root=root), **overrides}
     os.environ["CHURNLAB_TUNE_STORAGE"] = storage
     try:
-        return cli.tuning_session(params, root, seed=params["seed"])
+        return workflow.tuning_session(params, root, seed=params["seed"])
     finally:
         os.environ.pop("CHURNLAB_TUNE_STORAGE")
 
@@ -173,7 +173,7 @@ def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_
 
 
 def _telco_cv_auc(pipeline_root: Path, extra_random_ids: bool, only_ids: bool = False) -> float:
-    rows = cli.training_rows(pipeline_root)
+    rows = workflow.training_rows(pipeline_root)
     contract, X, y = rows["contract"], rows["X"], rows["y"]
     columns = dict(contract["columns"])
     if extra_random_ids:
@@ -182,8 +182,8 @@ def _telco_cv_auc(pipeline_root: Path, extra_random_ids: bool, only_ids: bool = 
     if only_ids:
         columns = {"random_id": columns["random_id"]}
     spec, _ = features.feature_spec({**contract, "columns": columns}, {"high_cardinality": "target"})
-    splitter = data.cv_splitter("stratified", 5, 42)
-    return models.cross_validate(models.make_pipeline(spec, "logreg"), X, y, splitter)["mean"]
+    splitter = splits.cv_splitter("stratified", 5, 42)
+    return selection.cross_validate(models.make_pipeline(spec, "logreg"), X, y, splitter)["mean"]
 
 
 def test_target_encoded_unique_ids_carry_no_signal_in_cv(pipeline):
@@ -197,5 +197,5 @@ def test_the_network_family_tunes_too(tune_project, tmp_path):
     assert tune.top_up(study, objective, 2) == 2
     best = tune.best_record(study)
     assert best["family"] == "nn" and best["params"]["hidden_dims"] in ([64, 32], [128, 64], [256, 128])
-    train_params = models.with_tuned(config.params_section("train", root=tune_project), best)
+    train_params = selection.with_tuned(config.params_section("train", root=tune_project), best)
     assert train_params["nn"]["lr"] == best["params"]["lr"] and train_params["nn"]["batch_size"] == 1024

@@ -22,7 +22,7 @@
 # the current champion by at least `margin` at one-sided p < `alpha`. Those rows are the test rows
 # that neither model trained on: the champion may come from an earlier data version or other split
 # settings, so its split rule (recorded in its contract) is recomputed on today's rows
-# (`data.trained_rows`) and every row it may have fitted is left out.
+# (`splits.trained_rows`) and every row it may have fitted is left out.
 
 # %% tags=["parameters"]
 section = "evaluate"
@@ -34,7 +34,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
 
-from churnlab import config, data, evaluate, models, track, workflow
+from churnlab import config, data, evaluate, models, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -71,7 +71,7 @@ plots_dir = config.resolve("reports/plots", root)
 plots_dir.mkdir(parents=True, exist_ok=True)
 feature_columns = models.input_columns(pipeline)
 # permutation importance ranks columns: on at most `evaluate.importance_max_rows` test rows (seeded, stratified)
-X_importance, y_importance, _ = data.capped(X[feature_columns], y, None, params.get("importance_max_rows"), seed)
+X_importance, y_importance, _ = splits.capped(X[feature_columns], y, None, params.get("importance_max_rows"), seed)
 importance = evaluate.permutation_importance_table(pipeline, X_importance, y_importance, seed=seed)
 figures = {
     "roc": evaluate.plot_roc(y, proba), "precision_recall": evaluate.plot_precision_recall(y, proba),

@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, data, features, models, track
+from churnlab import config, data, features, selection, splits, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -48,7 +48,7 @@ display(pd.DataFrame([{"block": b["block"], "columns": ", ".join(b["columns"])} 
 # ## What the model sees (fitted on train only)
 
 # %%
-X, groups = train.drop(columns=[contract["target"]]), data.split_groups(train, contract)
+X, groups = train.drop(columns=[contract["target"]]), splits.split_groups(train, contract)
 y = data.encode_target(train[contract["target"]], contract["positive_label"])  # target encoding, selection
 preprocessor = features.fit_with_groups(features.build_preprocessor(spec), X, y, groups)
 names = preprocessor.get_feature_names_out()
@@ -75,11 +75,11 @@ display(sample.T)
 
 # %%
 setup = params["ablation"]
-X_ab, y_ab, groups_ab = data.capped(X, y, groups, setup.get("max_rows"), params["seed"])
-folds = data.repeated_folds(contract["split"]["strategy"], X_ab, y_ab, groups_ab, setup["folds"], setup["repeats"],
+X_ab, y_ab, groups_ab = splits.capped(X, y, groups, setup.get("max_rows"), params["seed"])
+folds = splits.repeated_folds(contract["split"]["strategy"], X_ab, y_ab, groups_ab, setup["folds"], setup["repeats"],
                             params["seed"])
 with track.progress(None, "featurize: ablation folds") as bar:
-    ablation = models.block_ablation(X_ab, y_ab, contract, params, setup["family"], folds, groups_ab, progress=bar)
+    ablation = selection.block_ablation(X_ab, y_ab, contract, params, setup["family"], folds, groups_ab, progress=bar)
 helping = ablation.loc[ablation["helps"] & (ablation["variant"] != "base"), "variant"].tolist()
 display(Markdown(f"Measured with **{setup['family']}** (default parameters) on {len(y_ab):,} of {len(y):,} rows, "
                  f"{len(folds)} folds "

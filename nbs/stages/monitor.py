@@ -36,11 +36,14 @@ section = "monitor"
 # %%
 import json
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from IPython.display import Image, Markdown, display
+from scipy import stats
 
-from churnlab import config, data, models, monitor, track
+from churnlab import config, data, drift, models, monitor, plots, sinks, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -56,8 +59,8 @@ baseline = json.loads(config.resolve("reports/metrics.json", root).read_text())
 # ## The reference (computed once, reused by every monitoring run)
 
 # %%
-profile = monitor.profile_reference(train, contract)
-score_profile = monitor.numeric_profile(test_scores["probability"].to_numpy())
+profile = drift.profile_reference(train, contract)
+score_profile = drift.numeric_profile(test_scores["probability"].to_numpy())
 sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
 monitor.write_reference(config.resolve("artifacts/reference", root), profile, score_profile, sample)
 display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['rows']:,} training rows; "
@@ -66,11 +69,51 @@ display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['ro
 # %% [markdown]
 # ## Demo batches from holdout (the shifted one is simulated)
 
+# %% [markdown]
+# The shift is a stage's demo, not a library function: `apply_shift` moves the configured columns
+# (`monitor.demo_shift`), or, when none of them exists in this data, the numeric column most
+# rank-correlated with the scores by half a standard deviation.
+
+# %%
+def apply_shift(frame: pd.DataFrame, shift: dict[str, dict], profile: dict[str, Any], seed: int = 0):
+    "A shifted copy of `frame` and the list of what was done (or skipped)."
+    out, done, rng = frame.copy(), [], np.random.default_rng(seed)
+    for column, how in shift.items():
+        if column not in out.columns:
+            done.append(f"{column}: absent from the data, skipped")
+            continue
+        if "scale" in how:
+            out[column] = out[column] * how["scale"]
+            done.append(f"{column} x {how['scale']}")
+        elif "add_sd" in how:
+            out[column] = out[column] + how["add_sd"] * profile["columns"][column]["std"]
+            done.append(f"{column} + {how['add_sd']} SD")
+        else:
+            moved = rng.random(len(out)) < how["share"]
+            out.loc[moved, column] = how["to"]
+            done.append(f"{int(moved.sum())} rows of {column} set to {how['to']!r}")
+    return out, done
+
+
+def key_numeric_column(frame: pd.DataFrame, scores: np.ndarray, columns: dict[str, str]) -> str | None:
+    "The numeric column most rank-correlated with the model's scores (None without numeric columns)."
+    strength = {c: abs(stats.spearmanr(frame[c], scores, nan_policy="omit").statistic)
+                for c, kind in columns.items() if kind == "numeric"}
+    return max(strength, key=lambda c: np.nan_to_num(strength[c])) if strength else None
+
+
+def demo_shift(shift: dict[str, dict], columns: list[str], key_numeric: str | None) -> dict[str, dict]:
+    "The configured shift when one of its columns exists, else +0.5 SD on `key_numeric`."
+    if any(c in columns for c in shift) or key_numeric is None:
+        return shift
+    return {key_numeric: {"add_sd": 0.5}}
+
+
 # %%
 holdout_scores = models.score(pipeline, holdout, meta["threshold"])["probability"].to_numpy()
-key = monitor.key_numeric_column(holdout, holdout_scores, monitor.monitored_columns(contract))
-shift = monitor.demo_shift(settings["demo_shift"], list(holdout.columns), key)
-shifted, notes = monitor.apply_shift(holdout, shift, profile, settings["seed"])
+key = key_numeric_column(holdout, holdout_scores, drift.monitored_columns(contract))
+shift = demo_shift(settings["demo_shift"], list(holdout.columns), key)
+shifted, notes = apply_shift(holdout, shift, profile, settings["seed"])
 shifted_scores = models.score(pipeline, shifted, meta["threshold"])["probability"].to_numpy()
 batches = {"unchanged": (holdout, holdout_scores, []), "shifted": (shifted, shifted_scores, notes)}
 time_split = contract["split"]["strategy"] == "time"
@@ -96,7 +139,7 @@ for name, (batch, scores, what) in batches.items():
     display(Markdown(f"### {name}{' (simulated)' if what else ''}: dataset drift **{report['dataset_drift']}** "
                      f"(share {report['drift_share']:.2f}); alerts: {[a['type'] for a in report['alerts']]}"))
     display(pd.DataFrame(report["features"]).T[["method", "statistic", "p_value", "p_value_adjusted", "drift"]])
-    figure = monitor.plot_window(profile, batch, report["features"], f"{name}: reference (training) vs batch")
+    figure = plots.plot_window(profile, batch, report["features"], f"{name}: reference (training) vs batch")
     path = config.resolve(f"reports/monitoring/{name}.png", root)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, metadata={"Software": None})
@@ -119,16 +162,16 @@ display(pd.DataFrame({n: {"score PSI": (r["prediction_drift"] or {}).get("statis
 history_url = config.monitoring_history_url(settings.get("history_url"))
 now = datetime.now(UTC).isoformat()
 for name, report in reports.items():
-    monitor.append_history(history_url, report, f"demo:{name}", now)
-history = monitor.read_history(history_url)
-display(monitor.plot_history(history, monitor.history_thresholds(settings)))
+    sinks.append_history(history_url, report, f"demo:{name}", now)
+history = sinks.read_history(history_url)
+display(plots.plot_history(history, plots.history_thresholds(settings)))
 
 # %%
 with track.stage_run("monitor", settings, root):
     import mlflow
 
     for name, report in reports.items():
-        mlflow.log_metrics({f"{name}_{k}": float(v) for k, v in monitor.headline(report).items() if v is not None})
+        mlflow.log_metrics({f"{name}_{k}": float(v) for k, v in sinks.headline(report).items() if v is not None})
     mlflow.log_dict(reports, "monitoring.json")
 config.atomic_write_text(config.resolve("reports/monitoring.json", root), json.dumps(
     {**reports["unchanged"], "simulated_batches": {"shifted": reports["shifted"]},

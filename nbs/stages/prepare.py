@@ -35,7 +35,7 @@ import json
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from churnlab import config, data, track
+from churnlab import config, data, roles, splits, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -62,12 +62,12 @@ display(raw.head())
 # checked before anything is written; ranges and categories are learned on the training split.
 
 # %%
-contract = data.infer_contract(
+contract = roles.infer_contract(
     raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
     data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"),
     decimal=csv["decimal"], boolean_columns=data_params.get("boolean_columns"),
     trim_whitespace=data_params.get("trim_whitespace", True))
-contract, parts, dropped = data.prepare_splits(raw, {**contract, "csv": csv}, strategy, test_size, holdout_size,
+contract, parts, dropped = splits.prepare_splits(raw, {**contract, "csv": csv}, strategy, test_size, holdout_size,
                                                seed, min_positives)
 display(pd.DataFrame(contract["columns"]).T)
 
@@ -79,7 +79,7 @@ display(pd.DataFrame(contract["columns"]).T)
 # the split means. The same lines are printed in the terminal by `dvc repro`.
 
 # %%
-decisions = [data.ContractDecision(**d) for d in contract["decisions"]] + data.split_decisions(contract, parts)
+decisions = [roles.ContractDecision(**d) for d in contract["decisions"]] + splits.split_decisions(contract, parts)
 with pd.option_context("display.max_colwidth", None):  # the lines to change are shown whole
     display(pd.DataFrame([vars(d) for d in decisions], columns=["column", "decision", "why", "change"]))
 

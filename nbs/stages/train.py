@@ -30,27 +30,27 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, data, features, models, track, workflow
+from churnlab import config, features, models, selection, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
 params = config.params_section(section, root=root)
 tuned = json.loads(config.resolve("artifacts/tune/best_params.json", root).read_text())
 if params.get("use_tuned"):
-    params = models.with_tuned(params, tuned)
+    params = selection.with_tuned(params, tuned)
     display(Markdown(f"`train.use_tuned`: **{tuned['family']}** uses the tuned parameters of trial {tuned['trial']} "
                      f"(CV {tuned['metric']} {tuned['value']:.4f} over {tuned['finished_trials']} trials): "
                      f"`{json.dumps(tuned['params'])}`"))
 rows = workflow.training_rows(root)
 contract, spec, X, y, groups = rows["contract"], rows["spec"], rows["X"], rows["y"], rows["groups"]
-splitter = data.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
+splitter = splits.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
 
 # %% [markdown]
 # ## Cross-validation, selection, threshold, final fit
 
 # %%
 with track.progress(None, "train: CV folds + final fit") as bar:
-    fit = models.select_and_fit(X, y, spec, params, splitter, groups, progress=bar,
+    fit = selection.select_and_fit(X, y, spec, params, splitter, groups, progress=bar,
                                 high_cardinality=features.columns_by_role(contract, "high_cardinality"))
 cv_results, chosen, threshold, selected = fit["cv"], fit["family"], fit["threshold"], fit["selected_cv"]
 candidate, timings = fit["candidate"], fit["timings"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, data, models, monitor, workflow
+from . import config, data, drift, models, monitor, plots, sinks, workflow
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
@@ -181,7 +181,7 @@ def monitoring_window(current: str, root: Path, since: str | None, until: str | 
     "The window `--current` names (a file, `predictions`, or a database URL) and its default source label."
     if current == "predictions" or "://" in current:
         url = config.prediction_log_url(root) if current == "predictions" else current
-        window = monitor.read_prediction_log(url, since, until)
+        window = sinks.read_prediction_log(url, since, until)
         if window.empty:
             raise ValueError(f"the prediction log has no rows{f' since {since}' if since else ''}")
         return window, "predictions"
@@ -211,8 +211,8 @@ def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str
     "History, Prometheus textfile and Pushgateway, webhook (on alerts); the delivery failures, if any."
     from prometheus_client import push_to_gateway, write_to_textfile
 
-    monitor.append_history(config.monitoring_history_url(settings.get("history_url")), report, source, ts.isoformat())
-    registry = monitor.metrics_registry(report, source, ts.timestamp())
+    sinks.append_history(config.monitoring_history_url(settings.get("history_url")), report, source, ts.isoformat())
+    registry = sinks.metrics_registry(report, source, ts.timestamp())
     if settings.get("textfile"):
         path = config.resolve(settings["textfile"], config.store_root())
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str
     webhook = os.environ.get("CHURNLAB_WEBHOOK_URL") or settings.get("webhook_url")
     if webhook and report["alerts"]:
         try:
-            monitor.post_json(webhook, monitor.alert_payload(report, source))
+            sinks.post_json(webhook, sinks.alert_payload(report, source))
         except OSError as e:
             failures.append(f"webhook {webhook}: {e}")
     return failures
@@ -235,10 +235,10 @@ def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str
 def write_figures(folder: Path, profile: dict, window: pd.DataFrame, report: dict, settings: dict) -> None:
     "`features.png` (reference vs window, per column) and `history.png` (every recorded run over time)."
     folder.mkdir(parents=True, exist_ok=True)
-    monitor.plot_window(profile, window, report["features"], f"{report['source']}: reference vs window").savefig(
+    plots.plot_window(profile, window, report["features"], f"{report['source']}: reference vs window").savefig(
         folder / "features.png")
-    history = monitor.read_history(config.monitoring_history_url(settings.get("history_url")))
-    monitor.plot_history(history, monitor.history_thresholds(settings)).savefig(folder / "history.png")
+    history = sinks.read_history(config.monitoring_history_url(settings.get("history_url")))
+    plots.plot_history(history, plots.history_thresholds(settings)).savefig(folder / "history.png")
 
 
 def retrain(batch: pd.DataFrame, root: Path) -> dict:
@@ -259,14 +259,14 @@ def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame
     "The report on the window `args` names, with the cleaned window, its labels, the profile and the contract."
     pipeline, meta = models.load_model(config.resolve(args.model or "artifacts/model", root))
     contract = meta["contract"]
-    raw, source = monitoring_window(args.current, root, *map(monitor.since_timestamp, (args.since, args.until)))
+    raw, source = monitoring_window(args.current, root, *map(sinks.since_timestamp, (args.since, args.until)))
     if problems := data.check_values(raw, contract):
         raise data.DataContractError(problems)
     window = data.clean_frame(raw, contract)
     profile, score_profile, sample = monitor.read_reference(config.resolve("artifacts/reference", root))
     if args.reference:
         reference = data.clean_frame(data.read_table(config.resolve(args.reference, Path.cwd())), contract)
-        profile, sample = monitor.profile_reference(reference, contract), reference
+        profile, sample = drift.profile_reference(reference, contract), reference
     scores = (raw["probability"].to_numpy(dtype=float) if "probability" in raw.columns
               else models.score(pipeline, window, meta["threshold"])["probability"].to_numpy())
     labels = window_labels(raw, args.labels, contract)

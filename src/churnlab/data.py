@@ -8,28 +8,19 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import (
-    GroupKFold,
-    RepeatedStratifiedKFold,
-    StratifiedKFold,
-    TimeSeriesSplit,
-)
 
 # %% auto #0
 __all__ = ['FIXES', 'PLAIN_NUMBERS', 'BOOLEAN_TEXT', 'NUMERIC_DTYPES', 'ContractIssue', 'DataContractError', 'expand_paths',
-           'read_table', 'read_tables', 'encode_target', 'number_format', 'looks_like_dates', 'as_boolean',
-           'ContractDecision', 'infer_column', 'infer_role', 'infer_contract', 'feature_columns', 'columns_by_role',
-           'contract_fingerprint', 'check_target', 'check_training_frame', 'check_values', 'parse_dates', 'clean_frame',
-           'parse_numbers', 'request_records', 'learn_domain', 'novelty_matrix', 'flag_novelties', 'row_keys',
-           'assign_splits', 'split_frame', 'declared_dates', 'resolve_strategy', 'check_positives', 'prepare_splits',
-           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'capped_rows', 'capped',
-           'write_default_data']
+           'read_table', 'read_tables', 'label_text', 'encode_target', 'as_number', 'distinct_text', 'number_format',
+           'as_boolean', 'feature_columns', 'columns_by_role', 'contract_fingerprint', 'check_target',
+           'check_training_frame', 'check_values', 'parse_dates', 'clean_frame', 'parse_numbers', 'request_records',
+           'learn_domain', 'novelty_matrix', 'flag_novelties', 'write_default_data']
 
 # %% ../../nbs/01_data.ipynb #2129fd27
 FIXES = {  # what to do about each broken rule, shown after the problem
@@ -128,7 +119,7 @@ def read_tables(paths: list[Path], sep: str = ",", decimal: str = ".") -> pd.Dat
 
 
 # %% ../../nbs/01_data.ipynb #5127bfb3
-def _label_text(value: Any) -> str:
+def label_text(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
@@ -136,9 +127,9 @@ def _label_text(value: Any) -> str:
 
 def encode_target(target: pd.Series, positive_label: Any) -> np.ndarray:
     "1 where `target` equals `positive_label`, else 0 (labels compared as text)."
-    return (target.map(_label_text) == _label_text(positive_label)).to_numpy(dtype=np.int64)
+    return (target.map(label_text) == label_text(positive_label)).to_numpy(dtype=np.int64)
 
-# %% ../../nbs/01_data.ipynb #06f67d86
+# %% ../../nbs/01_data.ipynb #7c6ffc0b
 PLAIN_NUMBERS = {"thousands": "", "decimal": "."}
 _PLAIN_RE = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 _NUMBER_PATTERNS = {  # (thousands, decimal): what a value written that way looks like
@@ -147,7 +138,7 @@ _NUMBER_PATTERNS = {  # (thousands, decimal): what a value written that way look
 }
 
 
-def _as_number(series: pd.Series, number_format: dict[str, str] | None = None) -> pd.Series:
+def as_number(series: pd.Series, number_format: dict[str, str] | None = None) -> pd.Series:
     """Numbers stored as text (blanks allowed) as floats, written with `number_format`'s thousands
     separator and decimal mark (plain by default); unparseable entries become NaN."""
     fmt = number_format or PLAIN_NUMBERS
@@ -159,7 +150,7 @@ def _as_number(series: pd.Series, number_format: dict[str, str] | None = None) -
     return pd.to_numeric(text.replace("", np.nan), errors="coerce")
 
 
-def _distinct_text(series: pd.Series) -> pd.Series:
+def distinct_text(series: pd.Series) -> pd.Series:
     "Counts of the distinct non-blank values of a text column, stripped."
     values = series.dropna().astype("str").str.strip()
     return values[values != ""].value_counts()
@@ -170,8 +161,8 @@ def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98
     """How a text column writes numbers, when at least `min_share` of its non-blank values are numbers:
     plain (`1234.5`), with thousands separators (`1,234.5`, an Excel export) or with a decimal comma
     (`1.234,5` or `12,5`); None when it is not numbers. `decimal=","` (`data.decimal`) settles `1,234`.
-    `counts`: the column's `_distinct_text`, when the caller has it already."""
-    counts = _distinct_text(series) if counts is None else counts
+    `counts`: the column's `distinct_text`, when the caller has it already."""
+    counts = distinct_text(series) if counts is None else counts
     if counts.empty:
         return None
     values, weights = pd.Series(counts.index.astype("str")), counts.to_numpy() / counts.sum()
@@ -185,32 +176,8 @@ def number_format(series: pd.Series, decimal: str = ".", min_share: float = 0.98
     return None
 
 
-def looks_like_dates(series: pd.Series, sample: int = 2000, counts: pd.Series | None = None) -> bool:
-    "Text whose distinct values (a sample of the most frequent) all hold 4+ digits and parse as dates."
-    counts = _distinct_text(series) if counts is None else counts
-    if len(counts) < 2:
-        return False
-    values = pd.Series(counts.index[:sample].astype("str"))
-    if not values.str.count(r"\d").ge(4).all():
-        return False
-    return bool(pd.to_datetime(values, format="mixed", errors="coerce").notna().all())
-
-
-def _is_row_number(series: pd.Series) -> bool:
-    return (pd.api.types.is_integer_dtype(series) and series.is_unique
-            and (series.is_monotonic_increasing or series.is_monotonic_decreasing))
-
-
 BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0, "t": 1.0, "f": 0.0,
                 "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
-
-
-def _is_true_false(series: pd.Series) -> bool:
-    "Text (or Python bools with blanks) whose non-blank values are True and False, in any case."
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return False
-    values = series.dropna()
-    return set(values.astype("str").str.strip().str.lower().unique()) - {""} == {"true", "false"}
 
 
 def as_boolean(series: pd.Series) -> pd.Series:
@@ -221,160 +188,8 @@ def as_boolean(series: pd.Series) -> pd.Series:
     text = series.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
     return text.astype("str").str.strip().str.lower().map(BOOLEAN_TEXT).astype("float64")
 
-
-def _distinct_in_every_row(series: pd.Series, min_rows: int = 20) -> bool:
-    return len(series) >= min_rows and bool(series.notna().all()) and series.is_unique
-
-
-# %% ../../nbs/01_data.ipynb #a97be1e5
-@dataclass
-class ContractDecision:
-    "Something the contract decided on its own (or a declared key it skipped), and the line that changes it."
-    column: str
-    decision: str
-    why: str
-    change: str = ""
-
-    def __str__(self) -> str:
-        change = f" To change: {self.change}" if self.change else ""
-        return f"{self.column}: {self.decision} ({self.why}).{change}"
-
-
-def _number_decision(name: str, counts: pd.Series, fmt: dict[str, str]) -> ContractDecision | None:
-    if fmt == PLAIN_NUMBERS:
-        return None
-    example = next(v for v in counts.index if "," in str(v))
-    marks = f"thousands '{fmt['thousands']}', decimal '{fmt['decimal']}'"
-    other = "," if fmt["decimal"] == "." else "."
-    return ContractDecision(name, "numeric, numbers written as text", f"values such as {example!r} read with {marks}",
-                            f"data.decimal: '{other}' if '{fmt['decimal']}' is not the decimal mark")
-
-
-def _distinct_integers_decision(name: str, series: pd.Series) -> ContractDecision | None:
-    values = series.to_numpy(dtype=float, na_value=np.nan)
-    if not _distinct_in_every_row(series) or not np.all(np.mod(values, 1) == 0):
-        return None
-    return ContractDecision(name, "numeric feature, a distinct whole number in every row",
-                            "an identifier in no particular order would be a noise feature",
-                            f"if it is an identifier, add it to data.id_columns (id_columns: [{name}])")
-
-
-def infer_column(series: pd.Series, max_categories: int = 50, decimal: str = ".",
-                 ) -> tuple[str, dict[str, Any], ContractDecision | None]:
-    "The role of a feature column from its values, extra contract entries, and the decision worth reporting."
-    name = str(series.name)
-    if pd.api.types.is_bool_dtype(series) or _is_true_false(series):
-        return "boolean", {}, None
-    if _is_row_number(series):
-        return "id", {}, ContractDecision(name, "id", "unique integers in order: a row number is no feature")
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "date", {"declared": False}, ContractDecision(
-            name, "date, not declared", "it neither orders the split nor is a feature while date parts are off",
-            f"to split in time by it: date_columns: [{name}]")
-    if pd.api.types.is_numeric_dtype(series):  # 0/1 flags and two price tiers too: numbers, not booleans
-        return "numeric", {}, _distinct_integers_decision(name, series)
-    counts = _distinct_text(series)  # read once for the number and date checks
-    fmt = number_format(series, decimal, counts=counts)
-    if fmt is not None:
-        extra = {} if fmt == PLAIN_NUMBERS else {"number_format": fmt}
-        return "numeric", extra, _number_decision(name, counts, fmt) or _distinct_integers_decision(
-            name, _as_number(series, fmt))
-    if looks_like_dates(series, counts=counts):
-        return "date", {"declared": False}, ContractDecision(
-            name, "date (text that parses as dates), not declared",
-            "read as a date; it neither orders the split nor is a feature while date parts are off",
-            f"to split in time by it: date_columns: [{name}]")
-    if _distinct_in_every_row(series):
-        return "id", {}, ContractDecision(name, "id, not a feature", "a distinct text value in every row: "
-                                          "nothing a model learns from it applies to a new row")
-    levels = series.nunique()
-    if levels > max_categories:
-        return "high_cardinality", {}, ContractDecision(
-            name, f"high-cardinality categorical ({levels:,} levels)", "one-hot of its frequent levels, rare "
-            "ones pooled, or target-encoded where cross-validation says that helps (train.target_encoding: auto); "
-            "monitored on its frequent levels only", "featurize.high_cardinality: target (always) or "
-            "train.target_encoding: off (never)")
-    return "categorical", {}, None
-
-
-def infer_role(series: pd.Series, max_categories: int = 50) -> str:
-    "The role `infer_column` gives a column."
-    return infer_column(series, max_categories)[0]
-
-
-# %% ../../nbs/01_data.ipynb #47bd7e17
+# %% ../../nbs/01_data.ipynb #e1796e31
 NUMERIC_DTYPES = ("float", "int", "bool")  # stored as numbers once cleaned (a bool as 0.0/1.0)
-
-
-def _storage_dtype(series: pd.Series, role: str) -> str:
-    "How a column is stored once cleaned: float, bool (as 0.0/1.0), int (ids), datetime or str."
-    if role == "numeric":
-        return "float"
-    if role == "boolean":
-        return "bool"
-    if role == "date":
-        return "datetime"
-    if role == "id" and pd.api.types.is_integer_dtype(series):
-        return "int"
-    return "str"
-
-
-def _present_only(frame: pd.DataFrame, key: str, names, decisions: list[ContractDecision]) -> list[str]:
-    "The declared names present in `frame`; each absent one is skipped, with a decision saying so."
-    for name in [n for n in names or [] if n not in frame.columns]:
-        decisions.append(ContractDecision(name, f"data.{key} entry skipped", "no such column in this data",
-                                          f"remove '{name}' from data.{key}"))
-    return [n for n in names or [] if n in frame.columns]
-
-
-def infer_contract(
-    frame: pd.DataFrame,
-    target: str,
-    positive_label: Any,
-    id_columns: list[str] | None = None,
-    date_columns: list[str] | None = None,
-    drop_columns: list[str] | None = None,
-    bounds: dict[str, dict[str, float]] | None = None,
-    max_categories: int = 50,
-    decimal: str = ".",
-    boolean_columns: list[str] | None = None,
-    trim_whitespace: bool = True,
-) -> dict[str, Any]:
-    """Infer the data contract (roles and dtypes of every column) from a raw frame; `bounds` declares
-    hard limits (`{column: {min, max}}`) that no row, in training or in production, may break;
-    `boolean_columns` declares yes/no (or y/n, 1/0) columns booleans; `trim_whitespace` strips
-    surrounding blanks from text levels (`"Yes "` is `"Yes"`), at training and when scoring.
-    `decisions` lists what was inferred beyond the plain cases, and declared names that were skipped."""
-    check_target(frame, target, positive_label)
-    missing_dates = [c for c in date_columns or [] if c not in frame.columns]
-    if missing_dates:  # a declared date changes the split: never silently ignored
-        raise DataContractError([ContractIssue(c, "declared column present", "named in data.date_columns "
-                                               "but absent from the data") for c in missing_dates])
-    decisions: list[ContractDecision] = []
-    ids = _present_only(frame, "id_columns", id_columns, decisions)
-    drop = set(_present_only(frame, "drop_columns", drop_columns, decisions))
-    bounded = _present_only(frame, "bounds", list(bounds or {}), decisions)
-    booleans = _present_only(frame, "boolean_columns", boolean_columns, decisions)
-    declared = {c: "id" for c in ids} | {c: "date" for c in date_columns or []} | {c: "boolean" for c in booleans}
-    columns = {}
-    for name in frame.columns:
-        if name == target or name in drop:
-            continue
-        role, extra = declared.get(name), {"declared": True} if declared.get(name) == "date" else {}
-        if role is None:
-            role, extra, decision = infer_column(frame[name], max_categories, decimal)
-            decisions += [decision] if decision else []
-        columns[str(name)] = {"role": role, "dtype": _storage_dtype(frame[name], role), **extra}
-    for name in bounded:
-        if columns.get(name, {}).get("dtype") not in ("float", "int"):  # not bool: 0/1 has no bounds
-            raise DataContractError([ContractIssue(name, "numeric bounds", "data.bounds applies to numeric columns")])
-        columns[name]["bounds"] = {side: float(bounds[name][side]) for side in ("min", "max")
-                                   if bounds[name].get(side) is not None}
-    classes = sorted({_label_text(v) for v in frame[target].dropna()})
-    return {
-        "target": target, "positive_label": _label_text(positive_label), "classes": classes,
-        "columns": columns, "decisions": [asdict(d) for d in decisions], "trim_whitespace": bool(trim_whitespace),
-    }
 
 
 def feature_columns(contract: dict[str, Any]) -> list[str]:
@@ -393,7 +208,6 @@ def contract_fingerprint(contract: dict[str, Any]) -> str:
             "columns": {c: [s["role"], s["dtype"]] for c, s in contract["columns"].items()}}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
 
-
 # %% ../../nbs/01_data.ipynb #4bac1e3c
 def _examples(mask: pd.Series, n: int = 5) -> list:
     return [i.item() if hasattr(i, "item") else i for i in mask[mask].index[:n]]
@@ -404,11 +218,11 @@ def check_target(frame: pd.DataFrame, target: str, positive_label: Any) -> None:
     if target not in frame.columns:
         raise DataContractError([ContractIssue(target, "target present",
                                                f"no target column; columns are {list(frame.columns)[:20]}")])
-    classes = sorted({_label_text(v) for v in frame[target].dropna()})
+    classes = sorted({label_text(v) for v in frame[target].dropna()})
     if len(classes) != 2:
         raise DataContractError([ContractIssue(target, "two classes",
                                                f"binary classification needs exactly 2 classes, found {classes[:10]}")])
-    if _label_text(positive_label) not in classes:
+    if label_text(positive_label) not in classes:
         raise DataContractError([ContractIssue(target, "positive_label present",
                                                f"positive_label {positive_label!r} is not one of {classes}")])
 
@@ -446,7 +260,7 @@ def check_values(frame: pd.DataFrame, contract: dict[str, Any]) -> list[Contract
                 issues.append(ContractIssue(name, "boolean", f"expected true/false, found {column[unread].iloc[0]!r}",
                                             _examples(unread)))
         elif spec["dtype"] in ("float", "int"):
-            numbers = column if pd.api.types.is_numeric_dtype(column) else _as_number(column, spec.get("number_format"))
+            numbers = column if pd.api.types.is_numeric_dtype(column) else as_number(column, spec.get("number_format"))
             bad_text = numbers.isna() & column.notna() & ~column.astype("str").str.strip().eq("")
             if bad_text.any():
                 issues.append(ContractIssue(name, "numeric", f"expected numbers, found {column[bad_text].iloc[0]!r}",
@@ -484,7 +298,7 @@ def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
         column = frame[name]
         if spec["dtype"] == "float":
             out[name] = (column if pd.api.types.is_numeric_dtype(column)
-                         else _as_number(column, spec.get("number_format"))).astype("float64")
+                         else as_number(column, spec.get("number_format"))).astype("float64")
         elif spec["dtype"] == "bool":
             out[name] = as_boolean(column)
         elif spec["dtype"] == "int":
@@ -496,7 +310,7 @@ def clean_frame(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
             stripped = text.str.strip() if trim else text
             out[name] = stripped.where(stripped.ne("") | (not trim), np.nan)  # trimmed, a blank is missing
     if contract["target"] in frame.columns:
-        out[contract["target"]] = frame[contract["target"]].map(_label_text, na_action="ignore").astype("str")
+        out[contract["target"]] = frame[contract["target"]].map(label_text, na_action="ignore").astype("str")
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -505,7 +319,7 @@ def parse_numbers(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame
     written = {c: s["number_format"] for c, s in contract["columns"].items() if "number_format" in s and c in frame}
     if not written or all(pd.api.types.is_numeric_dtype(frame[c]) for c in written):
         return frame
-    return frame.assign(**{c: _as_number(frame[c], fmt) if not pd.api.types.is_numeric_dtype(frame[c])
+    return frame.assign(**{c: as_number(frame[c], fmt) if not pd.api.types.is_numeric_dtype(frame[c])
                            else frame[c] for c, fmt in written.items()})
 
 # %% ../../nbs/01_data.ipynb #055d429a
@@ -562,226 +376,6 @@ def flag_novelties(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFram
     "Per row, the columns holding a value outside the training range or an unseen category."
     names, matrix = novelty_matrix(frame, contract)
     return pd.DataFrame(matrix, index=frame.index, columns=names)
-
-# %% ../../nbs/01_data.ipynb #00c37dd6
-def row_keys(frame: pd.DataFrame, key_column: str | None = None, seed: int = 42) -> np.ndarray:
-    """A number in [0, 1) per row, from the seed and the row's key: its `key_column` value (an id, or
-    the group under the group split) or, without one, its content (every column, the target too, as text). The same row
-    gets the same number in every data version, whatever rows are added around it."""
-    if key_column is not None:
-        keys = pd.DataFrame({"key": frame[key_column].map(_label_text).astype("str").to_numpy()})
-    else:
-        keys = pd.DataFrame({c: frame[c].astype("str").to_numpy() for c in frame.columns})
-    hashed = pd.util.hash_pandas_object(keys, index=False, hash_key=f"{seed:016d}"[-16:])
-    return hashed.to_numpy(dtype=np.uint64).astype(np.float64) / 2.0**64
-
-
-def assign_splits(u: np.ndarray, test_size: float, holdout_size: float) -> np.ndarray:
-    "Each row's split from its `row_keys` number: holdout below `holdout_size`, test next, train the rest."
-    return np.where(u < holdout_size, "holdout", np.where(u < holdout_size + test_size, "test", "train"))
-
-
-def split_frame(
-    frame: pd.DataFrame,
-    y: np.ndarray,
-    strategy: str = "stratified",
-    test_size: float = 0.2,
-    holdout_size: float = 0.1,
-    seed: int = 42,
-    order_column: str | None = None,
-    group_column: str | None = None,
-    key_column: str | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split `frame` into disjoint train, test and holdout frames by `strategy`. `stratified` and
-    `group` decide each row by its key (`row_keys`: the id in `key_column`, the entity in
-    `group_column`, else the row's content), so appending rows never moves an earlier row; `time`
-    cuts the rows in date order at the test and holdout fractions."""
-    if strategy == "time":
-        if order_column is None:
-            raise ValueError("strategy 'time' needs a date column (data.date_columns)")
-        n = len(frame)
-        n_test, n_holdout = int(round(n * test_size)), int(round(n * holdout_size))
-        ordered = np.argsort(frame[order_column].to_numpy(), kind="stable")
-        parts = np.split(ordered, [n - n_test - n_holdout, n - n_holdout])
-        return tuple(frame.iloc[part] for part in parts)  # time order: time-ordered CV folds past -> future
-    if strategy == "group" and group_column is None:
-        raise ValueError("strategy 'group' needs an id column (data.id_columns)")
-    if strategy not in ("stratified", "group"):
-        raise ValueError(f"prepare.strategy must be stratified, time or group, not {strategy!r}")
-    key = group_column if strategy == "group" else key_column
-    split = assign_splits(row_keys(frame, key, seed), test_size, holdout_size)
-    return tuple(frame[split == name] for name in ("train", "test", "holdout"))
-
-# %% ../../nbs/01_data.ipynb #fb026dec
-def declared_dates(contract: dict[str, Any]) -> list[str]:
-    "Date columns declared in `data.date_columns` (contracts written before `declared` existed: every date)."
-    return [c for c, s in contract["columns"].items() if s["role"] == "date" and s.get("declared", True)]
-
-
-def resolve_strategy(strategy: str, contract: dict[str, Any]) -> str:
-    "`auto`: time-ordered when a date column is declared, else stratified; other strategies as given."
-    if strategy == "auto":
-        return "time" if declared_dates(contract) else "stratified"
-    return strategy
-
-
-def check_positives(parts: dict[str, pd.DataFrame], contract: dict[str, Any], min_positives: int) -> None:
-    """Refuse splits holding fewer than `min_positives` rows of either class (`prepare.min_positives`):
-    below it every cross-validation fold, the threshold and the test metrics are noise or undefined."""
-    issues = []
-    for name, part in parts.items():
-        y = encode_target(part[contract["target"]], contract["positive_label"])
-        for label, count in ((contract["positive_label"], int(y.sum())), ("the other class", int(len(y) - y.sum()))):
-            if count < min_positives:
-                issues.append(ContractIssue(contract["target"], "enough of each class", (
-                    f"the {name} split holds {count} rows of {label!r} ({len(y):,} rows); the minimum is "
-                    f"{min_positives} (prepare.min_positives)")))
-    if issues:
-        raise DataContractError(issues)
-
-
-def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = "auto",
-                   test_size: float = 0.2, holdout_size: float = 0.1, seed: int = 42, min_positives: int = 10,
-                   ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], int]:
-    """Validated, cleaned train/test/holdout frames, the contract with its learned domain and split
-    (what `trained_rows` needs to recompute it), rows dropped. Each split holds at least `min_positives`
-    rows of each class."""
-    strategy = resolve_strategy(strategy, contract)
-    problems = check_training_frame(raw, contract, repeated_ids=strategy == "group")
-    if problems:
-        raise DataContractError(problems)
-    clean = clean_frame(raw, contract)
-    no_target = clean[contract["target"]].isna()
-    clean = clean[~no_target]
-    y = encode_target(clean[contract["target"]], contract["positive_label"])
-    dates, ids = declared_dates(contract) or columns_by_role(contract, "date"), columns_by_role(contract, "id")
-    split = {"strategy": strategy, "seed": seed, "order_column": dates[0] if dates else None,
-             "group_column": ids[0] if ids else None, "key_column": ids[0] if ids else None,
-             "key_columns": list(clean.columns),  # the content a row without an id is hashed by
-             "test_size": test_size, "holdout_size": holdout_size}
-    frames = split_frame(clean, y, strategy, test_size, holdout_size, seed, split["order_column"],
-                         split["group_column"], split["key_column"])
-    parts = dict(zip(("train", "test", "holdout"), frames, strict=True))
-    check_positives(parts, contract, min_positives)
-    if strategy == "time":
-        split["train_until"] = str(parts["train"][split["order_column"]].max())
-    contract = {**learn_domain(contract, parts["train"]), "split": split, "id_columns": ids}
-    return contract, parts, int(no_target.sum())
-
-
-def trained_rows(frame: pd.DataFrame, contract: dict[str, Any]) -> np.ndarray | None:
-    """True for the rows of a cleaned `frame` that the model whose contract this is may have fitted
-    (its training split, recomputed by its split rule: the key hash, or under `time` every row up
-    to its last training date); None for contracts written before splits recorded their rule."""
-    split = contract.get("split", {})
-    if "test_size" not in split:
-        return None
-    if split["strategy"] == "time":
-        dates = parse_dates(frame[split["order_column"]])
-        return (dates.isna() | (dates <= pd.Timestamp(split["train_until"]))).to_numpy()
-    key = split["group_column"] if split["strategy"] == "group" else split["key_column"]
-    content = frame[[c for c in split["key_columns"] if c in frame.columns]] if key is None else frame
-    u = row_keys(content, key, split["seed"])
-    return assign_splits(u, split["test_size"], split["holdout_size"]) == "train"
-
-
-# %% ../../nbs/01_data.ipynb #1d7d89dc
-def _span(part: pd.DataFrame, column: str) -> str:
-    dates = part[column].dropna()
-    return f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no dates"
-
-
-def split_decisions(contract: dict[str, Any], parts: dict[str, pd.DataFrame], min_rho: float = 0.5,
-                    ) -> list[ContractDecision]:
-    """What the split means for this data, for the prepare report: the strategy and why, the date
-    ranges of a time split, and numeric columns that move with its date (a cohort split)."""
-    split, strategy = contract["split"], contract["split"]["strategy"]
-    undeclared = [c for c in columns_by_role(contract, "date") if c not in declared_dates(contract)]
-    if strategy == "stratified":
-        hint = f"date_columns: [{undeclared[0]}] to split in time" if undeclared else "prepare.strategy: time or group"
-        key = f"id {split['key_column']}" if split.get("key_column") else "content"
-        return [ContractDecision("(split)", "stratified", f"each row's split drawn from a seeded hash of its {key}, so "
-                                 "appended rows never move an earlier one; positive rates match in expectation; no "
-                                 "date column is declared", hint)]
-    if strategy == "group":
-        return [ContractDecision(split["group_column"], "group split", "every row of one entity in one split",
-                                 "prepare.strategy: stratified")]
-    order, train = split["order_column"], parts["train"]
-    spans = ", ".join(f"{name} {_span(part, order)}" for name, part in parts.items())
-    out = [ContractDecision(order, "time split", f"{spans}. Ranges and levels are learned on train, so later values "
-                            "outside them are flagged as novelties, and monitoring compares new data with the "
-                            "training period", "prepare.strategy: stratified")]
-    when = train[order].rank()
-    for column in columns_by_role(contract, "numeric"):
-        rho = float(when.corr(train[column].rank()))
-        if abs(rho) >= min_rho:
-            out.append(ContractDecision(column, f"moves with {order} (Spearman {rho:+.2f} on train)",
-                       f"if {order} is when a customer joined, this is a cohort split: test and holdout hold the "
-                       f"newest customers, their {column} lies outside the training range and monitoring reports "
-                       "drift", "declare the date the features were observed (a snapshot date) in "
-                       "data.date_columns, or set prepare.strategy: stratified"))
-    return out
-
-
-# %% ../../nbs/01_data.ipynb #886a417a
-def cv_splitter(strategy: str, n_splits: int = 5, seed: int = 42):
-    "A scikit-learn splitter matching the split strategy (pass `groups` to `split` for 'group')."
-    if strategy == "stratified":
-        return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    if strategy == "time":
-        return TimeSeriesSplit(n_splits=n_splits)
-    if strategy == "group":
-        return GroupKFold(n_splits=n_splits)
-    raise ValueError(f"unknown split strategy {strategy!r}")
-
-
-def repeated_folds(strategy: str, X: pd.DataFrame, y: np.ndarray, groups=None, n_splits: int = 2,
-                   n_repeats: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`n_splits` x `n_repeats` (fit, validation) folds under the split strategy, for paired comparisons
-    of variants: repeated stratified or group k-fold (a new shuffle per repeat); under time, one
-    expanding-window pass with as many splits, each fitted on the past only."""
-    if strategy == "time":
-        return list(TimeSeriesSplit(n_splits=n_splits * n_repeats).split(X))
-    if strategy == "group":
-        return [fold for r in range(n_repeats)
-                for fold in GroupKFold(n_splits, shuffle=True, random_state=seed + r).split(X, y, groups)]
-    return list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(X, y))
-
-
-def split_groups(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.Series | None:
-    "The rows' groups (the id column) under the contract's group strategy, else None."
-    split = contract["split"]
-    return frame[split["group_column"]] if split["strategy"] == "group" else None
-
-# %% ../../nbs/01_data.ipynb #088a09c6
-def capped_rows(y: np.ndarray, max_rows: int | None, seed: int = 42, groups=None) -> np.ndarray:
-    """Ascending positions of a seeded subsample of at most `max_rows` rows: stratified by `y` (each
-    class keeps its share, at least one row), or whole `groups` drawn in a seeded order until the cap.
-    All rows when there are no more than `max_rows` (or `max_rows` is None)."""
-    y = np.asarray(y)
-    if max_rows is None or len(y) <= max_rows:
-        return np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    if groups is not None:
-        codes, _ = pd.factorize(pd.Series(np.asarray(groups)), use_na_sentinel=False)
-        order = rng.permutation(codes.max() + 1)
-        sizes = np.cumsum(np.bincount(codes)[order])
-        return np.flatnonzero(np.isin(codes, order[:max(1, int(np.searchsorted(sizes, max_rows, side="right")))]))
-    picked = []
-    for label in np.unique(y):
-        where = np.flatnonzero(y == label)
-        picked.append(rng.choice(where, min(len(where), max(1, round(max_rows * len(where) / len(y)))), replace=False))
-    return np.sort(np.concatenate(picked))
-
-
-def capped(X: pd.DataFrame, y: np.ndarray, groups=None, max_rows: int | None = None,
-           seed: int = 42) -> tuple[pd.DataFrame, np.ndarray, Any]:
-    """`X`, `y` and `groups` restricted to `capped_rows`; the very same objects when the cap does not bind
-    (no copy: a copy can change a fit's floating-point rounding, and uncapped work must not change)."""
-    rows = capped_rows(y, max_rows, seed, groups)
-    if len(rows) == len(y):
-        return X, y, groups
-    return X.iloc[rows], np.asarray(y)[rows], None if groups is None else np.asarray(groups)[rows]
 
 # %% ../../nbs/01_data.ipynb #ddae92a9
 def write_default_data(path: Path) -> bool:

@@ -28,15 +28,15 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from .data import clean_frame, columns_by_role, cv_splitter
+from .data import clean_frame, columns_by_role
+from .splits import cv_splitter
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'OPTIONAL_BLOCKS', 'ContractCoercer', 'date_parts', 'DateParts',
-           'GroupAggregates', 'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec',
-           'target_encoded', 'ablation_variants', 'enabled_variants', 'PastBlocks', 'cross_fit_splitter',
-           'fit_with_groups', 'block_transformer', 'build_preprocessor']
+__all__ = ['log', 'DATE_PARTS', 'DATE_CYCLES', 'AGGREGATE_STATS', 'ContractCoercer', 'date_parts', 'DateParts', 'GroupAggregates',
+           'InformativeColumns', 'safe_divide', 'PairwiseRatios', 'extra_blocks', 'feature_spec', 'target_encoded',
+           'PastBlocks', 'cross_fit_splitter', 'fit_with_groups', 'block_transformer', 'build_preprocessor']
 
 # %% ../../nbs/02_features.ipynb #adf30576
 class ContractCoercer(TransformerMixin, BaseEstimator):
@@ -301,32 +301,6 @@ def target_encoded(spec: dict[str, Any], columns: list[str]) -> dict[str, Any]:
     blocks = [b for b in blocks if b["columns"]]
     at = next((i for i, b in enumerate(blocks) if b["block"] not in ("numeric", "boolean")), len(blocks))
     return {**spec, "blocks": [*blocks[:at], {"block": "target_encoding", "columns": moved}, *blocks[at:]]}
-
-# %% ../../nbs/02_features.ipynb #a3ec5a8c
-OPTIONAL_BLOCKS = ("date_parts", "group_aggregates", "ratios", "binning", "polynomial", "select_k_best")
-
-
-def ablation_variants(featurize: dict[str, Any], contract: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    "`base` (the `featurize` params, optional blocks off) and one variant per block that applies."
-    off = {name: {**featurize.get("blocks", {}).get(name, {}), "enabled": False} for name in OPTIONAL_BLOCKS}
-    base = {**featurize, "blocks": {**off, "resample": {"method": "none"}}, "high_cardinality": "onehot"}
-    variants = {"base": base}
-    for name in OPTIONAL_BLOCKS:
-        if name != "date_parts" or columns_by_role(contract, "date"):
-            variants[name] = {**base, "blocks": {**base["blocks"], name: {**off[name], "enabled": True}}}
-    for method in ("smote", "undersample"):
-        variants[f"resample: {method}"] = {**base, "blocks": {**base["blocks"], "resample": {"method": method}}}
-    if columns_by_role(contract, "high_cardinality"):
-        variants["target_encoding"] = {**base, "high_cardinality": "target"}
-    return variants
-
-
-def enabled_variants(featurize: dict[str, Any]) -> set[str]:
-    "The names of `ablation_variants` that the `featurize` params switch on."
-    blocks = featurize.get("blocks", {})
-    enabled = {name for name in OPTIONAL_BLOCKS if blocks.get(name, {}).get("enabled")}
-    enabled |= {f"resample: {blocks.get('resample', {}).get('method', 'none')}"}
-    return enabled | ({"target_encoding"} if featurize.get("high_cardinality") == "target" else set())
 
 # %% ../../nbs/02_features.ipynb #aa11344f
 class PastBlocks:

@@ -10,38 +10,23 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, get_scorer, log_loss
-from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
 
-from .data import capped
-from churnlab.features import (
-    ablation_variants,
-    build_preprocessor,
-    enabled_variants,
-    feature_spec,
-    fit_with_groups,
-    target_encoded,
-)
+from .features import build_preprocessor
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
-           'operations_per_record', 'single_record_latency_ms', 'cross_validate', 'calibration_folds', 'fit_model',
-           'paired_gain', 'block_ablation', 'select_family', 'calibration_gain', 'calibration_helps', 'calibrated',
-           'base_pipeline', 'input_columns', 'choose_threshold', 'select_and_fit', 'with_tuned', 'feature_means',
-           'contributions', 'reason_codes', 'save_model', 'load_model', 'untrusted_types', 'artifact_files',
-           'artifact_sha256', 'dvc_dir_md5', 'score']
+           'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'contributions', 'reason_codes',
+           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -97,150 +82,7 @@ def make_pipeline(spec: dict[str, Any], family: str, params: dict[str, Any] | No
 
     return ResamplingPipeline([*pre.steps, ("resample", sampler), model])
 
-# %% ../../nbs/03_models.ipynb #8d624f69
-def operations_per_record(model) -> int:
-    """A deterministic cost of scoring one record: the feature width plus what the final estimator does
-    per row (tree nodes visited, network weights). Unlike a timing it does not move with machine load, so
-    `train.max_operations_per_record` can decide eligibility and `dvc repro` stays reproducible."""
-    pipeline = model.calibrated_classifiers_[0].estimator if isinstance(model, CalibratedClassifierCV) else model
-    estimator = pipeline.steps[-1][1]
-    width = int(getattr(estimator, "n_features_in_", 0))
-    if isinstance(estimator, DummyClassifier):
-        return 0
-    if isinstance(estimator, HistGradientBoostingClassifier):
-        return width + sum(int(p.nodes["depth"].max()) for tree in estimator._predictors for p in tree)
-    if isinstance(estimator, RandomForestClassifier):
-        return width + sum(int(t.tree_.max_depth) for t in estimator.estimators_)
-    if hasattr(estimator, "net_"):  # the network: its multiply-adds
-        return width + sum(int(p.numel()) for p in estimator.net_.parameters())
-    return width
-
-
-def single_record_latency_ms(model, X: pd.DataFrame, n: int = 25) -> float:
-    "Median time (ms) to score one record, as serving does, over `n` rows of `X`."
-    times = []
-    for i in range(min(n, len(X))):
-        start = time.perf_counter()
-        model.predict_proba(X.iloc[[i]])
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
-def cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, splitter, groups=None,
-                   metric: str = "roc_auc", progress=None) -> dict[str, Any]:
-    """Per-fold scores of `metric`, out-of-fold probabilities (NaN for rows never validated), the
-    fold of each row, and the single-record latency of a fold model. `progress` (a `track.progress`
-    bar) is advanced once per fold."""
-    scorer = get_scorer(metric)
-    oof, fold_of = np.full(len(y), np.nan), np.full(len(y), -1)
-    scores = []
-    for fold, (fit_idx, val_idx) in enumerate(splitter.split(X, y, groups)):
-        model = fit_model(clone(pipeline), X.iloc[fit_idx], y[fit_idx], splitter,
-                          None if groups is None else np.asarray(groups)[fit_idx])
-        oof[val_idx] = model.predict_proba(X.iloc[val_idx])[:, 1]
-        fold_of[val_idx] = fold
-        scores.append(float(scorer(model, X.iloc[val_idx], y[val_idx])))
-        if progress is not None:
-            progress.update()
-    return {"scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)),
-            "oof": oof, "fold": fold_of, "operations": operations_per_record(model),
-            "latency_ms": single_record_latency_ms(model, X.iloc[val_idx])}
-
-
-def calibration_folds(splitter, X: pd.DataFrame, y: np.ndarray, groups=None) -> list:
-    """The splitter's folds when their validation parts cover every row once (stratified, group);
-    otherwise (time: the earliest rows are never validated) one split in time order: the model fitted
-    on the earlier rows, the calibrator on the latest `1/n_splits` (past -> future, never the reverse)."""
-    folds = list(splitter.split(X, y, groups))
-    validated = np.sort(np.concatenate([valid for _, valid in folds]))
-    if np.array_equal(validated, np.arange(len(X))):
-        return folds
-    cut = len(X) - len(X) // len(folds)
-    return [(np.arange(cut), np.arange(cut, len(X)))]
-
-
-def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None):
-    """Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy;
-    `groups` also reach target encoding's group-fold cross-fitting. Under time the calibrated model
-    is the one fitted on the past part of its single split (`ensemble=True` over that one split)."""
-    if isinstance(model, CalibratedClassifierCV):
-        folds = calibration_folds(splitter, X, y, groups)
-        model.set_params(cv=folds, ensemble=len(folds) == 1)
-    return fit_with_groups(model, X, y, groups)
-
-# %% ../../nbs/03_models.ipynb #2980d4f2
-def paired_gain(scores, base) -> tuple[float, float]:
-    "Mean per-fold gain of `scores` over `base` (the same folds) and its standard error (NaN for one fold)."
-    gain = np.asarray(scores, dtype=float) - np.asarray(base, dtype=float)
-    return float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
-
-
-def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], featurize: dict[str, Any],
-                   family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
-                   metric: str = "roc_auc", only: list[str] | None = None, progress=None) -> pd.DataFrame:
-    """Per variant (those that change the base's spec; `only` these, if given): mean CV `metric` over
-    `folds`, the mean and SE of its paired per-fold gain over `base`, `helps` when the gain exceeds
-    one SE, and `on` when `featurize` switches it on. `progress` counts the folds fitted."""
-    enabled = enabled_variants(featurize)
-
-    def scores_of(spec: dict[str, Any]) -> np.ndarray:
-        pipeline = make_pipeline(spec, family, params)
-        return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric, progress)["scores"])
-
-    def row(name: str, scores: np.ndarray) -> dict[str, Any]:
-        gain, se = paired_gain(scores, base)
-        return {"variant": name, metric: float(scores.mean()), "gain": gain, "se": se, "helps": bool(gain > se),
-                "on": name in enabled}
-
-    variants = ablation_variants(featurize, contract)
-    base_spec = feature_spec(contract, variants.pop("base"))[0]
-    specs = {name: spec for name, variant in variants.items()
-             if (spec := feature_spec(contract, variant)[0]) != base_spec and (only is None or name in only)}
-    if progress is not None:  # else not asked for, or no columns to work on
-        progress.total = (1 + len(specs)) * len(folds)
-    base = scores_of(base_spec)
-    return pd.DataFrame([row("base", base), *(row(name, scores_of(spec)) for name, spec in specs.items())])
-
-# %% ../../nbs/03_models.ipynb #c5602318
-def select_family(cv_results: dict[str, dict[str, Any]], max_operations: int | None = None) -> str:
-    """The family with the highest mean CV score (a scikit-learn scorer's: losses come negated, as
-    `neg_log_loss`) among those within `max_operations` per record (`operations_per_record`); ties go to
-    the family listed first in `FAMILIES`. A family whose score
-    is NaN (a fold without both classes) is never compared: it is refused, with the count."""
-    undefined = [f for f, r in cv_results.items() if not np.isfinite(r["mean"])]
-    if undefined:
-        raise ValueError(f"cross-validation scores of {undefined} are undefined (NaN): a validation fold lacks one "
-                         "of the classes. Raise prepare.min_positives (the positives per split) or lower "
-                         "train.cv_folds")
-    eligible = [f for f, r in cv_results.items()
-                if max_operations is None or r.get("operations", 0) <= max_operations]
-    if not eligible:
-        costs = {f: r.get("operations") for f, r in cv_results.items()}
-        raise ValueError(f"no family scores a record within train.max_operations_per_record = {max_operations}: "
-                         f"{costs}")
-    return max(eligible, key=lambda f: (round(cv_results[f]["mean"], 12), -FAMILIES.index(f)))
-
-# %% ../../nbs/03_models.ipynb #acbdd37f
-def calibration_gain(y: np.ndarray, plain: dict[str, Any], calibrated: dict[str, Any]) -> dict[str, float]:
-    "Mean per-fold improvement (plain − calibrated) of log loss and Brier, with their standard errors."
-    gains = {"log_loss": [], "brier": []}
-    for fold in np.unique(plain["fold"][plain["fold"] >= 0]):
-        idx = plain["fold"] == fold
-        p, c = np.clip(plain["oof"][idx], 1e-15, 1 - 1e-15), np.clip(calibrated["oof"][idx], 1e-15, 1 - 1e-15)
-        gains["log_loss"].append(log_loss(y[idx], p, labels=[0, 1]) - log_loss(y[idx], c, labels=[0, 1]))
-        gains["brier"].append(brier_score_loss(y[idx], p) - brier_score_loss(y[idx], c))
-    out = {}
-    for name, values in gains.items():
-        out[f"{name}_gain"] = float(np.mean(values))
-        out[f"{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values)))
-    return out
-
-
-def calibration_helps(gain: dict[str, float]) -> bool:
-    "True when log loss and Brier both improve by more than their standard error."
-    return all(gain[f"{m}_gain"] > gain[f"{m}_se"] for m in ("log_loss", "brier"))
-
-
+# %% ../../nbs/03_models.ipynb #c152345e
 def calibrated(pipeline: Pipeline, method: str) -> CalibratedClassifierCV:
     "The pipeline wrapped in a single post-hoc calibrator (`sigmoid` or `isotonic`)."
     return CalibratedClassifierCV(pipeline, method=method, ensemble=False)
@@ -254,96 +96,6 @@ def base_pipeline(model) -> Pipeline:
 def input_columns(model) -> list[str]:
     "The raw feature columns a candidate reads."
     return list(base_pipeline(model).named_steps["coerce"].dtypes)
-
-# %% ../../nbs/03_models.ipynb #15939976
-def _counts_at(y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "True and false positives of `proba >= t` for every `t` in `thresholds`: one sort per class, then bisection."
-    positives, negatives = np.sort(proba[y == 1]), np.sort(proba[y == 0])
-    tp = len(positives) - np.searchsorted(positives, thresholds, side="left")
-    fp = len(negatives) - np.searchsorted(negatives, thresholds, side="left")
-    return tp, fp
-
-
-def choose_threshold(y: np.ndarray, proba: np.ndarray, rule: str = "max_f1",
-                     cost_fp: float = 1.0, cost_fn: float = 1.0) -> float:
-    """The threshold on `proba` maximising F1 (`max_f1`) or minimising expected cost (`min_cost`), among the
-    distinct probabilities rounded to 6 digits; the first (lowest) one on a tie. O(n log n) in rows."""
-    mask = ~np.isnan(proba)
-    y, proba = np.asarray(y)[mask], proba[mask]
-    candidates = np.unique(np.round(proba, 6))
-    tp, fp = _counts_at(y, proba, candidates)
-    fn = int(np.sum(y == 1)) - tp
-    if rule == "max_f1":
-        denominator = 2 * tp + fp + fn  # F1 = 2TP / (2TP + FP + FN), 0 where nothing is predicted or true
-        values = np.divide(2.0 * tp, denominator, out=np.zeros(len(candidates)), where=denominator > 0)
-        return float(candidates[int(np.argmax(values))])
-    if rule == "min_cost":
-        return float(candidates[int(np.argmin(cost_fp * fp + cost_fn * fn))])
-    raise ValueError(f"threshold rule must be max_f1 or min_cost, not {rule!r}")
-
-# %% ../../nbs/03_models.ipynb #a956c5dd
-def _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, plain_cv, progress):
-    "CV of the chosen family with `te_spec`: its result and the verdict (kept when the paired gain exceeds one SE)."
-    te_cv = cross_validate(make_pipeline(te_spec, chosen, params.get(chosen), params["seed"]), Xs, ys, splitter, gs,
-                           params["cv_metric"], progress)
-    gain, se = paired_gain(te_cv["scores"], plain_cv["scores"])
-    columns = [c for b in te_spec["blocks"] if b["block"] == "target_encoding" for c in b["columns"]]
-    return te_cv, {"columns": columns, "mean": te_cv["mean"], "std": te_cv["std"], "scores": te_cv["scores"],
-                   "gain": gain, "se": se, "kept": bool(gain > se)}
-
-
-def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params: dict[str, Any],
-                   splitter, groups=None, progress=None, high_cardinality: list[str] = ()) -> dict[str, Any]:
-    """CV every candidate family on at most `train.selection_max_rows` rows (`data.capped`: seeded,
-    stratified), choose one; with `train.target_encoding: auto`, CV it once more with the
-    `high_cardinality` columns target-encoded and keep that when it helps; choose calibration and
-    threshold there, and refit on ALL rows. `spec` is the spec the candidate uses, `selected_cv` its CV,
-    `rows` how many rows each step used; `progress` (a `track.progress` bar) counts folds and the final fit."""
-    families = params["candidates"] if params["model"] == "auto" else [params["model"]]
-    methods = params.get("calibration_methods", [])
-    te_spec = target_encoded(spec, list(high_cardinality)) if params.get("target_encoding") == "auto" else spec
-    Xs, ys, gs = capped(X, y, groups, params.get("selection_max_rows"), params["seed"])
-    if progress is not None:
-        progress.total = (len(families) + (te_spec is not spec) + len(methods)) * splitter.get_n_splits(Xs, ys, gs) + 1
-    cv_results, timings = {}, {}
-    for family in families:
-        start = time.perf_counter()
-        pipeline = make_pipeline(spec, family, params.get(family), params["seed"])
-        cv_results[family] = cross_validate(pipeline, Xs, ys, splitter, gs, params["cv_metric"], progress)
-        timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
-    chosen = select_family(cv_results, params.get("max_operations_per_record"))
-    selected_cv, target_encoding = cv_results[chosen], None
-    if te_spec is not spec:
-        start = time.perf_counter()
-        te_cv, target_encoding = _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, selected_cv,
-                                                        progress)
-        timings["cv_target_encoding_seconds"] = round(time.perf_counter() - start, 3)
-        if target_encoding["kept"]:
-            spec, selected_cv = te_spec, te_cv
-    model, calibration, calibrated_cv = make_pipeline(spec, chosen, params.get(chosen), params["seed"]), {}, {}
-    for method in methods:
-        calibrated_cv[method] = cross_validate(calibrated(model, method), Xs, ys, splitter, gs, params["cv_metric"],
-                                               progress)
-        calibration[method] = calibration_gain(ys, selected_cv, calibrated_cv[method])
-    helpful = [m for m in calibration if calibration_helps(calibration[m])]
-    method = max(helpful, key=lambda m: calibration[m]["log_loss_gain"], default=None)
-    oof = calibrated_cv[method]["oof"] if method else selected_cv["oof"]
-    threshold = choose_threshold(ys, oof, params["threshold_rule"],
-                                 params.get("cost_false_positive", 1.0), params.get("cost_false_negative", 1.0))
-    start = time.perf_counter()
-    candidate = fit_model(calibrated(model, method) if method else model, X, y, splitter, groups)
-    timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
-    if progress is not None:
-        progress.update()
-    return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results, "spec": spec,
-            "selected_cv": selected_cv, "target_encoding": target_encoding, "calibration": calibration,
-            "calibration_method": method, "timings": timings, "rows": {"selection": len(ys), "final_fit": len(y)}}
-
-# %% ../../nbs/03_models.ipynb #ced67d5d
-def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
-    "`train` params with the tuned family's block updated by the tuned parameters."
-    family = tuned["family"]
-    return {**params, family: {**(params.get(family) or {}), **tuned["params"]}}
 
 # %% ../../nbs/03_models.ipynb #e8267900
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 
-from .models import fit_model, make_pipeline
+from .models import make_pipeline
+from .selection import fit_model
 
 # %% auto #0
 __all__ = ['METRICS', 'FINISHED', 'suggest', 'StudyMismatchError', 'study_setup', 'study_name', 'make_storage', 'make_pruner',

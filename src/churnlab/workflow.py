@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, data, evaluate, models, track
+from . import config, data, evaluate, models, splits, track
 
 # %% auto #0
 __all__ = ['training_rows', 'tuning_session', 'artifact_metadata', 'cv_summary', 'rows_table', 'model_card', 'register',
@@ -29,7 +29,7 @@ def training_rows(root: Path) -> dict:
     X = train.drop(columns=[contract["target"]])
     return {"contract": contract, "spec": spec, "X": X, "md5": track.file_md5(path),
             "y": data.encode_target(train[contract["target"]], contract["positive_label"]),
-            "groups": data.split_groups(X, contract)}
+            "groups": splits.split_groups(X, contract)}
 
 
 def tuning_session(params: dict, root: Path, seed: int | None):
@@ -41,7 +41,7 @@ def tuning_session(params: dict, root: Path, seed: int | None):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
     rows, family = training_rows(root), params["family"]
-    X, y, groups = data.capped(rows["X"], rows["y"], rows["groups"], params.get("max_rows"), params["seed"])
+    X, y, groups = splits.capped(rows["X"], rows["y"], rows["groups"], params.get("max_rows"), params["seed"])
     strategy = rows["contract"]["split"]["strategy"]
     fixed = (params.get("fixed") or {}).get(family, {})
     pruning = {"pruner": params["pruner"], "keep_percentile": params.get("keep_percentile", 25.0)}
@@ -51,14 +51,14 @@ def tuning_session(params: dict, root: Path, seed: int | None):
                                 params.get("heartbeat_interval"), params.get("grace_period"))
     pruner = tune.make_pruner(pruning["pruner"], pruning["keep_percentile"])
     study = tune.open_study(storage, tune.study_name(params["study_name"], setup), setup, seed, pruner)
-    splitter = data.cv_splitter(strategy, params["cv_folds"], params["seed"])
+    splitter = splits.cv_splitter(strategy, params["cv_folds"], params["seed"])
     objective = tune.cv_objective(X, y, rows["spec"], setup, fixed, splitter, groups, params["seed"])
     return study, objective
 
 # %% ../../nbs/11_workflow.ipynb #aa2b335e
 def artifact_metadata(fit: dict, params: dict, contract: dict, X: pd.DataFrame, root: Path,
                       tuned: dict | None = None) -> dict[str, Any]:
-    "The metadata saved with the candidate (`models.save_model`), from `models.select_and_fit`'s result."
+    "The metadata saved with the candidate (`models.save_model`), from `selection.select_and_fit`'s result."
     selected = fit["selected_cv"]
     return {
         "family": fit["family"], "threshold": fit["threshold"], "threshold_rule": params["threshold_rule"],
@@ -164,7 +164,7 @@ def champion_test(name: str, champion: str, test: pd.DataFrame, y: np.ndarray, p
     champion_model, champion_meta = models.load_model(
         mlflow.artifacts.download_artifacts(f"models:/{name}/{champion}"))
     # only test rows neither model trained on: the champion's split rule, recomputed on today's rows
-    seen = data.trained_rows(test, champion_meta["contract"])
+    seen = splits.trained_rows(test, champion_meta["contract"])
     fresh = ~seen if seen is not None else np.ones(len(test), dtype=bool)
     X = test.drop(columns=[champion_meta["contract"]["target"]])
     champion_proba = champion_model.predict_proba(X[fresh])[:, 1]
