@@ -77,7 +77,7 @@ def test_site_has_every_page(site):
     }
     guides = {"guides/byod.html", "guides/cluster.html"}
     assert {"index.html", "pipeline.html", "experiments.html"} | api | reports | guides <= pages
-    assert "def infer_contract(" in _text(site / "api" / "data.html")
+    assert "def infer_contract(" in _text(site / "api" / "roles.html")
     evaluate = (site / "reports" / "evaluate.html").read_text()
     assert "roc_auc" in evaluate and re.search(r'<img[^>]+src="evaluate_files/output_\d+\.png"', evaluate)
     assert "prepare" in (site / "pipeline.html").read_text() and "workspace" in (site / "experiments.html").read_text()
