@@ -4,6 +4,7 @@ what the scoring path pulls in. A new edge fails here until the table says it is
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -77,12 +78,18 @@ def library_modules() -> dict[str, Path]:
     return {p.stem: p for p in sorted(LIBRARY.glob("*.py")) if not p.stem.startswith("_")}
 
 
+@functools.cache
+def library_edges() -> dict[str, frozenset[str]]:
+    "Each library module's churnlab imports (itself left out), read once per test session."
+    return {name: frozenset(churnlab_imports(path) - {name}) for name, path in library_modules().items()}
+
+
 def test_every_library_module_is_in_the_table():
     assert set(library_modules()) == set(ALLOWED), "a new module needs its row in ALLOWED"
 
 
 def test_library_imports_follow_the_table():
-    edges = {name: churnlab_imports(path) - {name} for name, path in library_modules().items()}
+    edges = library_edges()
     extra = {name: sorted(found - ALLOWED[name]) for name, found in edges.items() if found - ALLOWED[name]}
     unused = {name: sorted(ALLOWED[name] - found) for name, found in edges.items() if ALLOWED[name] - found}
     assert not extra, f"imports outside the module map (add them to ALLOWED only as a decision): {extra}"
@@ -129,7 +136,7 @@ def test_the_scoring_path_imports_no_web_stack():
 
 def closure(modules: set[str]) -> set[str]:
     "The modules `modules` import, directly or through each other."
-    edges = {name: churnlab_imports(path) - {name} for name, path in library_modules().items()}
+    edges = library_edges()
     seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
