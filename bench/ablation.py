@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 from datasets import DATASETS, load_dataset
 
-from churnlab import data, roles, selection, splits
+from churnlab import selection, splits, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,14 +37,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw, section = load_dataset(args.dataset)
-    contract = roles.infer_contract(raw, **section)
-    contract, parts, _ = splits.prepare_splits(raw, contract, params["prepare"]["strategy"], seed=42)
-    train = parts["train"]
-    X, y = (
-        train.drop(columns=[contract["target"]]),
-        data.encode_target(train[contract["target"]], section["positive_label"]),
-    )
-    groups = splits.split_groups(X, contract)
+    memory = workflow.prepare_in_memory(raw, {"data": section, "prepare": {"strategy": params["prepare"]["strategy"]}})
+    contract, rows = memory.contract, memory.rows("train")
+    X, y, groups = rows.X, rows.y, rows.groups
     folds = splits.repeated_folds(contract["split"]["strategy"], X, y, groups, n_splits=2, n_repeats=5, seed=42)
     started, tables = time.perf_counter(), []
     for family in args.families:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from seed_style import seed_style_fit_score  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
-from churnlab import config, data, evaluate, models, selection, splits  # noqa: E402
+from churnlab import config, data, evaluate, files, models, selection, splits  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -151,21 +151,17 @@ def run_dataset(name: str, workdir: Path) -> dict:
     started = time.perf_counter()
     repro(root)
     seconds = time.perf_counter() - started
-    cv = json.loads((root / "reports/cv.json").read_text())
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    train = pd.read_parquet(root / "artifacts/prepared/train.parquet")
-    test = pd.read_parquet(root / "artifacts/prepared/test.parquet")
-    y_test = data.encode_target(test[target], positive)
-    spec = json.loads((root / "artifacts/features/spec.json").read_text())
-    contract = json.loads((root / "artifacts/prepared/schema.json").read_text())
+    layout = files.Layout(root)
+    cv, metrics = json.loads(layout.cv.read_text()), json.loads(layout.metrics.read_text())
+    train, test = pd.read_parquet(layout.train), pd.read_parquet(layout.test)
+    contract = json.loads(layout.contract.read_text())
+    fit_rows, test_rows = splits.model_rows(train, contract), splits.model_rows(test, contract)
+    y_test, X_test = test_rows.y, test_rows.X
+    spec = json.loads(layout.feature_spec.read_text())
     hgb = selection.fit_model(
-        models.make_pipeline(spec, "hist_gb", {}, 42),
-        train.drop(columns=[target]),
-        data.encode_target(train[target], positive),
-        groups=splits.split_groups(train, contract),
+        models.make_pipeline(spec, "hist_gb", {}, 42), fit_rows.X, fit_rows.y, groups=fit_rows.groups
     )
-    X_test = test.drop(columns=[target])
-    candidate, meta = models.load_model(root / "artifacts/model")
+    candidate, meta = models.load_model(layout.model)
     scores = {
         "candidate": candidate.predict_proba(X_test)[:, 1],
         "seed_style": seed_style_on_rows(train, test, target, positive),

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from churnlab import config, drift, monitor
+from churnlab import config, drift, files, monitor
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = {"normal": range(0, 10), "lognormal": range(10, 20), "integer": range(20, 30)}
@@ -191,7 +191,7 @@ def main() -> None:
             }
         ).to_markdown(floatfmt=".2f")
     )
-    config.atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+    files.atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from churnlab import data, features, roles, splits
+from churnlab import features, workflow
 from churnlab.nn import TabularNNClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,13 +143,11 @@ def ours_fit(X, y, device, options: dict, max_epochs: int = 200, seed: int = 0) 
 
 def telco_matrices() -> tuple[np.ndarray, ...]:
     raw = pd.read_csv(ROOT / "data" / "wa_churn.csv")
-    contract = roles.infer_contract(raw, "churn", "Yes", ["rownames"])
-    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
-    spec, _ = features.feature_spec(contract, {})
-    pre = features.build_preprocessor(spec).fit(parts["train"])
-    Xs = [pre.transform(parts[p]).astype(np.float32) for p in ("train", "test")]
-    ys = [data.encode_target(parts[p]["churn"], "Yes") for p in ("train", "test")]
-    return Xs[0], ys[0], Xs[1], ys[1]
+    telco = {"target": "churn", "positive_label": "Yes", "id_columns": ["rownames"]}
+    memory = workflow.prepare_in_memory(raw, {"data": telco})
+    train, test = memory.rows("train"), memory.rows("test")
+    pre = features.build_preprocessor(memory.spec).fit(train.X)
+    return pre.transform(train.X).astype(np.float32), train.y, pre.transform(test.X).astype(np.float32), test.y
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

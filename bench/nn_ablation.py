@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnlab import config, data, features, models, roles, selection, splits
+from churnlab import config, models, selection, splits, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -29,11 +29,11 @@ VARIANTS = {
 
 
 def prepared(raw: pd.DataFrame, target: str, positive, ids: list[str]):
-    contract = roles.infer_contract(raw, target, positive, ids)
-    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
-    spec, _ = features.feature_spec(contract, {})
-    train = parts["train"]
-    return train.drop(columns=[target]), data.encode_target(train[target], positive), spec
+    memory = workflow.prepare_in_memory(
+        raw, {"data": {"target": target, "positive_label": positive, "id_columns": ids}}
+    )
+    train = memory.rows("train")
+    return train.X, train.y, memory.spec
 
 
 def main() -> None:

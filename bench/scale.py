@@ -34,10 +34,10 @@ from sklearn.metrics import f1_score, roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "bench"))
-from synthetic import DATA_SECTION, POSITIVE, TARGET, churn_table  # noqa: E402
+from synthetic import DATA_SECTION, TARGET, churn_table  # noqa: E402
 from workspace import BIN, commit_all, make_copy, project_env, run  # noqa: E402
 
-from churnlab import config, data, features, models, roles, scoring, selection  # noqa: E402
+from churnlab import config, features, files, models, roles, scoring, selection, splits  # noqa: E402
 
 STAGES = ("prepare", "featurize", "tune", "train", "evaluate", "monitor")
 MEASURED = "BENCH-MEASURED"
@@ -84,17 +84,17 @@ def project_for(n: int, workdir: Path, overrides: dict | None = None) -> tuple[P
 
 def test_aucs(root: Path, truth: pd.DataFrame) -> dict:
     "Oracle, champion and all-rows default HistGradientBoosting ROC-AUC on the copy's test split."
-    train = pd.read_parquet(root / "artifacts/prepared/train.parquet")
-    test = pd.read_parquet(root / "artifacts/prepared/test.parquet")
-    y_train = data.encode_target(train[TARGET], POSITIVE)
-    y_test = data.encode_target(test[TARGET], POSITIVE)
+    layout = files.Layout(root)
+    train, test = pd.read_parquet(layout.train), pd.read_parquet(layout.test)
+    contract = json.loads(layout.contract.read_text())
+    fit_rows, test_rows = splits.model_rows(train, contract), splits.model_rows(test, contract)
+    y_test = test_rows.y
     oracle = test[["customer_id"]].merge(truth, on="customer_id", how="left")["probability"].to_numpy()
-    spec = json.loads((root / "artifacts/features/spec.json").read_text())
+    spec = json.loads(layout.feature_spec.read_text())
     started = time.perf_counter()
-    baseline = selection.fit_model(models.make_pipeline(spec, "hist_gb", {}, 42), train.drop(columns=[TARGET]), y_train)
+    baseline = selection.fit_model(models.make_pipeline(spec, "hist_gb", {}, 42), fit_rows.X, fit_rows.y)
     baseline_seconds = time.perf_counter() - started
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    cv = json.loads((root / "reports/cv.json").read_text())
+    metrics, cv = json.loads(layout.metrics.read_text()), json.loads(layout.cv.read_text())
     return {
         "test_rows": len(test),
         "test_positive_rate": round(float(y_test.mean()), 4),

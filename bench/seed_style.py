@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from churnlab import config, data, evaluate, features, roles, selection, splits
+from churnlab import config, data, evaluate, selection, splits, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,22 +56,14 @@ def seed_style_on_split(raw: pd.DataFrame, train_ids, test_ids) -> tuple[np.ndar
 
 def candidate_on_split(raw: pd.DataFrame, params: dict, seed: int) -> tuple[str, np.ndarray, np.ndarray, list]:
     "The Churnlab pipeline (prepare -> featurize -> train) on the split made with `seed`."
-    d = params["data"]
-    contract = roles.infer_contract(
-        raw, d["target"], d["positive_label"], d.get("id_columns"), d.get("date_columns"), d.get("drop_columns")
-    )
     prep = params["prepare"]
-    contract, parts, _ = splits.prepare_splits(
-        raw, contract, prep["strategy"], prep["test_size"], prep["holdout_size"], seed
-    )
-    spec, _ = features.feature_spec(contract, params["featurize"])
-    train, test = parts["train"], parts["test"]
-    y_train = data.encode_target(train[d["target"]], d["positive_label"])
+    memory = workflow.prepare_in_memory(raw, {**params, "prepare": {**prep, "seed": seed}})
+    train, test = memory.rows("train"), memory.rows("test")
     splitter = splits.cv_splitter(prep["strategy"], params["train"]["cv_folds"], params["train"]["seed"])
-    fit = selection.select_and_fit(train.drop(columns=[d["target"]]), y_train, spec, params["train"], splitter)
-    y_test = data.encode_target(test[d["target"]], d["positive_label"])
-    proba = fit["candidate"].predict_proba(test.drop(columns=[d["target"]]))[:, 1]
-    return fit["family"], y_test, proba, [train["rownames"].to_numpy(), test["rownames"].to_numpy()]
+    fit = selection.select_and_fit(train.X, train.y, memory.spec, params["train"], splitter)
+    proba = fit.candidate.predict_proba(test.X)[:, 1]
+    ids = [memory.parts["train"]["rownames"].to_numpy(), memory.parts["test"]["rownames"].to_numpy()]
+    return fit.family, test.y, proba, ids
 
 
 def row(name: str, y: np.ndarray, proba: np.ndarray, n_boot: int) -> dict:

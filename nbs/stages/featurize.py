@@ -30,13 +30,14 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, data, features, selection, splits, track
+from churnlab import config, features, files, selection, splits, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 params = config.params_section(section, root=root)
-contract = json.loads(config.resolve("artifacts/prepared/schema.json", root).read_text())
-train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))
+contract = json.loads(layout.contract.read_text())
+train = pd.read_parquet(layout.train)
 
 # %%
 spec, warnings = features.feature_spec(contract, params)
@@ -48,8 +49,8 @@ display(pd.DataFrame([{"block": b["block"], "columns": ", ".join(b["columns"])} 
 # ## What the model sees (fitted on train only)
 
 # %%
-X, groups = train.drop(columns=[contract["target"]]), splits.split_groups(train, contract)
-y = data.encode_target(train[contract["target"]], contract["positive_label"])  # target encoding, selection
+rows = splits.model_rows(train, contract)  # y: for target encoding and the ablation
+X, y, groups = rows.X, rows.y, rows.groups
 preprocessor = features.fit_with_groups(features.build_preprocessor(spec), X, y, groups)
 names = preprocessor.get_feature_names_out()
 sample = pd.DataFrame(preprocessor.transform(X.head(5)), columns=names)
@@ -88,9 +89,9 @@ display(Markdown(f"Measured with **{setup['family']}** (default parameters) on {
 display(ablation.round(4))
 
 # %%
-config.atomic_write_text(config.resolve("artifacts/features/spec.json", root),
+files.atomic_write_text(layout.feature_spec,
                          json.dumps(spec, indent=2, sort_keys=True) + "\n")
-config.atomic_write_text(config.resolve("reports/ablation.json", root),
+files.atomic_write_text(layout.ablation,
                          ablation.set_index("variant").to_json(orient="index", indent=2) + "\n")
 with track.stage_run("featurize", params, root) as run:
     import mlflow

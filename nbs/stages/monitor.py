@@ -43,17 +43,18 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from scipy import stats
 
-from churnlab import config, data, drift, models, monitor, plots, sinks, track
+from churnlab import config, data, drift, files, models, monitor, plots, sinks, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 settings = config.params_section(section, root=root)
-pipeline, meta = models.load_model(config.resolve("artifacts/model", root))
+pipeline, meta = models.load_model(layout.model)
 contract = meta["contract"]
-train = pd.read_parquet(config.resolve("artifacts/prepared/train.parquet", root))
-holdout = pd.read_parquet(config.resolve("artifacts/prepared/holdout.parquet", root))
-test_scores = pd.read_parquet(config.resolve("artifacts/evaluate/test_scores.parquet", root))
-baseline = json.loads(config.resolve("reports/metrics.json", root).read_text())
+train = pd.read_parquet(layout.train)
+holdout = pd.read_parquet(layout.holdout)
+test_scores = pd.read_parquet(layout.test_scores)
+baseline = json.loads(layout.metrics.read_text())
 
 # %% [markdown]
 # ## The reference (computed once, reused by every monitoring run)
@@ -62,7 +63,7 @@ baseline = json.loads(config.resolve("reports/metrics.json", root).read_text())
 profile = drift.profile_reference(train, contract)
 score_profile = drift.numeric_profile(test_scores["probability"].to_numpy())
 sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
-monitor.write_reference(config.resolve("artifacts/reference", root), profile, score_profile, sample)
+monitor.write_reference(layout.reference, profile, score_profile, sample)
 display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['rows']:,} training rows; "
                  f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f})"))
 
@@ -140,7 +141,7 @@ for name, (batch, scores, what) in batches.items():
                      f"(share {report['drift_share']:.2f}); alerts: {[a['type'] for a in report['alerts']]}"))
     display(pd.DataFrame(report["features"]).T[["method", "statistic", "p_value", "p_value_adjusted", "drift"]])
     figure = plots.plot_window(profile, batch, report["features"], f"{name}: reference (training) vs batch")
-    path = config.resolve(f"reports/monitoring/{name}.png", root)
+    path = layout.monitoring_plots / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, metadata={"Software": None})
     display(Image(filename=str(path)))
@@ -173,7 +174,7 @@ with track.stage_run("monitor", settings, root):
     for name, report in reports.items():
         mlflow.log_metrics({f"{name}_{k}": float(v) for k, v in sinks.headline(report).items() if v is not None})
     mlflow.log_dict(reports, "monitoring.json")
-config.atomic_write_text(config.resolve("reports/monitoring.json", root), json.dumps(
+files.atomic_write_text(layout.monitoring, json.dumps(
     {**reports["unchanged"], "simulated_batches": {"shifted": reports["shifted"]},
      **({"later_period": reports["later_period"]} if time_split else {})}, indent=2, default=float) + "\n")
 

@@ -35,10 +35,11 @@ import json
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from churnlab import config, data, roles, splits, track
+from churnlab import config, data, files, roles, splits, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 data_params = config.params_section(data_section, root=root)
 params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test_size,
                                                holdout_size=holdout_size, seed=seed,
@@ -49,8 +50,7 @@ params = {"data": data_params, "prepare": dict(strategy=strategy, test_size=test
 
 # %%
 paths = data.expand_paths(data_params["path"], root)
-csv = {"sep": data_params.get("sep") or ",", "decimal": data_params.get("decimal") or "."}
-raw = data.read_tables(paths, **csv)
+raw = data.read_tables(paths, **data.csv_dialect(data_params))
 sources = [str(p.relative_to(root)) for p in paths]
 display(Markdown(f"**{raw.shape[0]:,} rows x {raw.shape[1]} columns** from {sources}"))
 display(raw.head())
@@ -62,13 +62,8 @@ display(raw.head())
 # checked before anything is written; ranges and categories are learned on the training split.
 
 # %%
-contract = roles.infer_contract(
-    raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
-    data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"),
-    decimal=csv["decimal"], boolean_columns=data_params.get("boolean_columns"),
-    trim_whitespace=data_params.get("trim_whitespace", True))
-contract, parts, dropped = splits.prepare_splits(raw, {**contract, "csv": csv}, strategy, test_size, holdout_size,
-                                               seed, min_positives)
+contract = roles.contract_from_params(raw, data_params)
+contract, parts, dropped = splits.prepare_splits(raw, contract, strategy, test_size, holdout_size, seed, min_positives)
 display(pd.DataFrame(contract["columns"]).T)
 
 # %% [markdown]
@@ -98,7 +93,7 @@ numeric = data.columns_by_role(contract, "numeric")
 if numeric:
     display(clean[numeric].describe().T)
     axes = clean[numeric].hist(bins=30, figsize=(10, 2.5 * ((len(numeric) + 2) // 3)), layout=(-1, 3))
-    profile_png = config.resolve("reports/.tmp/prepare_numeric.png", root)
+    profile_png = layout.scratch / "prepare_numeric.png"
     axes.flat[0].figure.savefig(profile_png)
     display(Image(filename=str(profile_png)))
 for column in data.columns_by_role(contract, "categorical", "boolean"):
@@ -114,13 +109,12 @@ summary = pd.DataFrame({name: {"rows": len(part), "positive_rate": round(float(
 display(summary)
 
 # %%
-out = config.resolve("artifacts/prepared", root)
-for name, part in parts.items():
-    config.atomic_write_bytes(out / f"{name}.parquet", part.reset_index(drop=True).to_parquet(index=False))
-config.atomic_write_text(out / "schema.json", json.dumps(contract, indent=2, sort_keys=True) + "\n")
+for name, part in parts.items():  # train, test, holdout
+    files.atomic_write_bytes(getattr(layout, name), part.reset_index(drop=True).to_parquet(index=False))
+files.atomic_write_text(layout.contract, json.dumps(contract, indent=2, sort_keys=True) + "\n")
 summary_lines = [f"prepare: {len(clean):,} rows, {len(features)} columns, {contract['split']['strategy']} split; "
                  f"decisions (the report reports/prepare.ipynb lists them too):", *(f"  - {d}" for d in decisions)]
-config.atomic_write_text(config.resolve("reports/.tmp/prepare.summary.txt", root), "\n".join(summary_lines) + "\n")
+files.atomic_write_text(layout.scratch / "prepare.summary.txt", "\n".join(summary_lines) + "\n")
 
 # %%
 with track.stage_run("prepare", params, root) as run:
@@ -128,7 +122,7 @@ with track.stage_run("prepare", params, root) as run:
 
     mlflow.log_metrics({f"{n}_rows": float(r["rows"]) for n, r in summary.iterrows()})
     mlflow.log_metric("train_positive_rate", float(summary.loc["train", "positive_rate"]))
-    mlflow.log_artifact(str(out / "schema.json"))
+    mlflow.log_artifact(str(layout.contract))
     mlflow.set_tag("contract_fingerprint", data.contract_fingerprint(contract))
 
 # %% [markdown]

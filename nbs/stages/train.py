@@ -30,19 +30,20 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, features, models, selection, splits, track, workflow
+from churnlab import config, features, files, models, selection, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 params = config.params_section(section, root=root)
-tuned = json.loads(config.resolve("artifacts/tune/best_params.json", root).read_text())
+tuned = json.loads(layout.best_params.read_text())
 if params.get("use_tuned"):
     params = selection.with_tuned(params, tuned)
     display(Markdown(f"`train.use_tuned`: **{tuned['family']}** uses the tuned parameters of trial {tuned['trial']} "
                      f"(CV {tuned['metric']} {tuned['value']:.4f} over {tuned['finished_trials']} trials): "
                      f"`{json.dumps(tuned['params'])}`"))
 rows = workflow.training_rows(root)
-contract, spec, X, y, groups = rows["contract"], rows["spec"], rows["X"], rows["y"], rows["groups"]
+contract, spec, X, y, groups = rows.contract, rows.spec, rows.X, rows.y, rows.groups
 splitter = splits.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
 
 # %% [markdown]
@@ -52,8 +53,8 @@ splitter = splits.cv_splitter(contract["split"]["strategy"], params["cv_folds"],
 with track.progress(None, "train: CV folds + final fit") as bar:
     fit = selection.select_and_fit(X, y, spec, params, splitter, groups, progress=bar,
                                 high_cardinality=features.columns_by_role(contract, "high_cardinality"))
-cv_results, chosen, threshold, selected = fit["cv"], fit["family"], fit["threshold"], fit["selected_cv"]
-candidate, timings = fit["candidate"], fit["timings"]
+cv_results, chosen, threshold, selected = fit.cv, fit.family, fit.threshold, fit.selected_cv
+candidate, timings = fit.candidate, fit.timings
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"]),
                           "operations_per_record": r["operations"], "single_record_ms": r["latency_ms"]}
                       for f, r in cv_results.items()}).T
@@ -65,10 +66,10 @@ display(Markdown(
     f"machine now; reported, never deciding) against `train.latency_budget_ms` = {budget}: "
     + ", ".join(f"{f} {r['latency_ms']:.1f} ms{' (over)' if budget and r['latency_ms'] > budget else ''}"
                 for f, r in cv_results.items())))
-display(Markdown(f"Rows: selection, calibration and threshold on **{fit['rows']['selection']:,}** of "
-                 f"{fit['rows']['final_fit']:,} training rows (`train.selection_max_rows` = "
+display(Markdown(f"Rows: selection, calibration and threshold on **{fit.rows['selection']:,}** of "
+                 f"{fit.rows['final_fit']:,} training rows (`train.selection_max_rows` = "
                  f"{params.get('selection_max_rows')}: a seeded stratified subsample); the candidate is fitted on all "
-                 f"**{fit['rows']['final_fit']:,}**."))
+                 f"**{fit.rows['final_fit']:,}**."))
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
                  f"{selected['mean']:.4f} ± {selected['std']:.4f}); threshold by "
                  f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
@@ -82,7 +83,7 @@ display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
 # the folds exceeds its standard error.
 
 # %%
-encoding = fit["target_encoding"]
+encoding = fit.target_encoding
 verdict = "not tried" if encoding is None else ("kept" if encoding["kept"] else "not kept")
 if encoding is None:
     why = "`train.target_encoding` is off" if params.get("target_encoding") != "auto" else "no such column"
@@ -97,9 +98,9 @@ else:
 # ## Calibration (kept only where log loss and Brier both improve by more than one SE)
 
 # %%
-if fit["calibration"]:
-    display(pd.DataFrame(fit["calibration"]).T.style.format("{:.5f}"))
-display(Markdown(f"Calibration applied: **{fit['calibration_method'] or 'none'}**"))
+if fit.calibration:
+    display(pd.DataFrame(fit.calibration).T.style.format("{:.5f}"))
+display(Markdown(f"Calibration applied: **{fit.calibration_method or 'none'}**"))
 
 # %%
 meta = workflow.artifact_metadata(fit, params, contract, X, root, tuned)
@@ -109,15 +110,15 @@ with track.stage_run("train", params, root) as run:
     import mlflow
 
     mlflow.log_metrics({f"cv_{params['cv_metric']}_{f}": r["mean"] for f, r in cv_results.items()})
-    mlflow.log_metrics({"threshold": threshold, **timings, **{f"{k}_rows": v for k, v in fit["rows"].items()}})
+    mlflow.log_metrics({"threshold": threshold, **timings, **{f"{k}_rows": v for k, v in fit.rows.items()}})
     mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"],
                      "target_encoding": verdict})
     meta["mlflow_run_id"] = run.info.run_id
     meta["mlflow_model_uri"] = track.log_candidate(candidate, X.head(5), models.TRUSTED_TYPES, meta)
-models.save_model(candidate, meta, config.resolve("artifacts/model", root))
-config.atomic_write_text(config.resolve("reports/cv.json", root),
+models.save_model(candidate, meta, layout.model)
+files.atomic_write_text(layout.cv,
                          json.dumps(cv_summary, indent=2, sort_keys=True) + "\n")
-config.atomic_write_text(config.resolve("artifacts/train/timings.json", root), json.dumps(timings, indent=2) + "\n")
+files.atomic_write_text(layout.timings, json.dumps(timings, indent=2) + "\n")
 
 # %% [markdown]
 # ## Warnings from libraries

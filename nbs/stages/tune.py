@@ -33,10 +33,11 @@ section = "tune"
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from churnlab import config, track, tune, workflow
+from churnlab import config, files, track, tune, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
+layout = files.Layout(root)
 params = config.params_section(section, root=root)
 study, objective = workflow.tuning_session(params, root, seed=params["seed"])
 display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} finished trials before this run; "
@@ -60,7 +61,7 @@ with track.stage_run("tune", params, root) as run:
     mlflow.log_metrics({f"best_{params['metric']}": best["value"], "new_trials": ran,
                         "finished_trials": best["finished_trials"], "trial_rows": study.user_attrs["setup"]["rows"]})
     mlflow.set_tags({"optuna_study": study.study_name, "tune_role": "stage"})
-    plots_dir = config.resolve("reports/tune", root)
+    plots_dir = layout.tune_plots
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, figure in tune.tune_plots(study).items():
         figure.savefig(plots_dir / f"{name}.png", dpi=100)
@@ -78,7 +79,7 @@ display(pd.Series(best["params"], name="value").to_frame())
 for name in ("optimization_history", "param_importances", "parallel_coordinate"):
     if (plots_dir / f"{name}.png").exists():
         display(Image(filename=str(plots_dir / f"{name}.png")))
-config.atomic_write_text(config.resolve("artifacts/tune/best_params.json", root), tune.best_params_json(best))
+files.atomic_write_text(layout.best_params, tune.best_params_json(best))
 
 # %% [markdown]
 # ## Warnings from libraries

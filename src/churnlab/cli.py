@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, data, drift, models, monitor, plots, sinks, workflow
+from . import config, data, drift, files, models, monitor, plots, sinks, structures, workflow
+from .structures import ArtifactMeta, Contract
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
@@ -36,14 +37,14 @@ def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: 
         yield from pd.read_csv(path, chunksize=chunk_rows, sep=sep, decimal=decimal)
 
 
-def _score_chunk(chunk: pd.DataFrame, pipeline, meta: dict, scorer, explain: int) -> pd.DataFrame:
+def _score_chunk(chunk: pd.DataFrame, pipeline, meta: ArtifactMeta, scorer, explain: int) -> pd.DataFrame:
     problems = data.check_values(chunk, meta["contract"])
     if problems:
         raise data.DataContractError(problems)
     chunk = data.parse_numbers(chunk, meta["contract"])  # "1,234.5" as training read it
     if scorer is not None:
         proba = scorer.predict_proba(scorer.columns_from_frame(chunk))
-        scored = pd.DataFrame({"prediction": (proba >= meta["threshold"]).astype(np.int64), "probability": proba})
+        scored = pd.DataFrame({"prediction": structures.decide(proba, meta["threshold"]), "probability": proba})
     else:
         scored = models.score(pipeline, chunk, meta["threshold"]).reset_index(drop=True)
     parts = [chunk[[c for c in meta.get("id_columns", []) if c in chunk.columns]].reset_index(drop=True), scored]
@@ -58,22 +59,20 @@ def score_deciles(proba: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (10 - np.searchsorted(edges, scores, side="right")).astype(np.int64)
 
 
-def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: int = 100_000, explain: int = 0,
+def predict_file(source: Path, output: Path, pipeline, meta: ArtifactMeta, chunk_rows: int = 100_000, explain: int = 0,
                  scorer=None, deciles: bool = False) -> int:
     """Score `source` into the CSV `output` (ids, prediction, probability, the top `explain` reason codes
     and, with `deciles`, each row's score decile in the file); returns the row count. `scorer` is the
     compiled pipeline (`scoring.compile_scorer`) when it has one."""
     from tqdm.auto import tqdm
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     total = None
     if source.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         total = pq.ParquetFile(source).metadata.num_rows
     rows, probabilities = 0, []
-    try:
+    with files.atomic_path(output) as tmp:
         with open(tmp, "w", newline="") as f, tqdm(total=total, unit="rows", disable=not sys.stderr.isatty()) as bar:
             for chunk in iter_chunks(source, chunk_rows, **meta["contract"].get("csv", {})):
                 out = _score_chunk(chunk, pipeline, meta, scorer, explain)
@@ -83,15 +82,11 @@ def predict_file(source: Path, output: Path, pipeline, meta: dict, chunk_rows: i
                 rows += len(out)
                 bar.update(len(out))
         if deciles:  # a second pass: a decile is relative to the whole file
-            population, staged = np.concatenate(probabilities), tmp.with_suffix(".deciles")
-            with open(staged, "w", newline="") as f:
+            population = np.concatenate(probabilities)
+            with files.atomic_path(tmp) as staged, open(staged, "w", newline="") as f:
                 for i, chunk in enumerate(pd.read_csv(tmp, chunksize=chunk_rows)):
                     chunk["decile"] = score_deciles(population, chunk["probability"].to_numpy())
                     chunk.to_csv(f, header=i == 0, index=False, lineterminator="\n")
-            os.replace(staged, tmp)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return rows
 
 
@@ -99,7 +94,7 @@ def cmd_predict(args) -> int:
     from churnlab import scoring, trust
 
     root = config.service_root()
-    model = args.model or os.environ.get("CHURNLAB_MODEL_URI") or "artifacts/model"
+    model = args.model or os.environ.get("CHURNLAB_MODEL_URI") or str(files.Layout.at(root).model)
     pipeline, meta, _, _ = trust.load_verified(model, root, os.environ.get("CHURNLAB_MODEL_SHA256"))
     scorer = None if args.explain else scoring.compile_scorer(pipeline)
     n = predict_file(config.resolve(args.input, Path.cwd()), config.resolve(args.output, Path.cwd()),
@@ -120,7 +115,7 @@ def cmd_serve(args) -> int:
 
 # %% ../../nbs/06_cli.ipynb #964099ac
 def cmd_validate(args) -> int:
-    contract = json.loads(config.resolve("artifacts/prepared/schema.json").read_text())
+    contract = json.loads(files.Layout.at().contract.read_text())
     frame = data.read_table(config.resolve(args.path, Path.cwd()), **contract.get("csv", {}))
     problems = data.check_values(frame, contract)
     for p in problems:
@@ -135,7 +130,7 @@ def cmd_validate(args) -> int:
 def _current_registered_name() -> str:
     from churnlab import track
 
-    meta = json.loads(config.resolve("artifacts/model/churnlab.json").read_text())
+    meta = json.loads((files.Layout.at().model / models.META_FILE).read_text())
     return track.registered_name(meta["contract_fingerprint"])
 
 
@@ -189,7 +184,7 @@ def monitoring_window(current: str, root: Path, since: str | None, until: str | 
     return data.read_table(path), path.name
 
 
-def window_labels(window: pd.DataFrame, labels_path: str | None, contract: dict) -> pd.Series | None:
+def window_labels(window: pd.DataFrame, labels_path: str | None, contract: Contract) -> pd.Series | None:
     "The window's label text (missing where none arrived), or None when it has no labels at all."
     target = contract["target"]
     if labels_path:
@@ -246,24 +241,25 @@ def retrain(batch: pd.DataFrame, root: Path) -> dict:
     (`dvc add data`, `dvc push` when a remote is set), reproduce the pipeline; the promotion result."""
     dvc = [str(Path(sys.executable).parent / "dvc")]
     path = monitor.production_path(root / "data" / "production", datetime.now(UTC).strftime("%Y-%m-%d"))
-    config.atomic_write_bytes(path, batch.to_parquet(index=False))
+    files.atomic_write_bytes(path, batch.to_parquet(index=False))
     print(f"retrain: {len(batch)} labelled rows -> {path.relative_to(root)}", file=sys.stderr)
     for step in (["add", "data"], ["repro"]):
         subprocess.run([*dvc, *step], cwd=root, check=True)
     if subprocess.run([*dvc, "remote", "list"], cwd=root, capture_output=True, text=True).stdout.strip():
         subprocess.run([*dvc, "push"], cwd=root, check=True)
-    return json.loads((root / "reports" / "promotion.json").read_text())
+    return json.loads(files.Layout(root).promotion.read_text())
 
 
 def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame, pd.Series | None, dict, dict]:
     "The report on the window `args` names, with the cleaned window, its labels, the profile and the contract."
-    pipeline, meta = models.load_model(config.resolve(args.model or "artifacts/model", root))
+    layout = files.Layout(root)
+    pipeline, meta = models.load_model(config.resolve(args.model, root) if args.model else layout.model)
     contract = meta["contract"]
     raw, source = monitoring_window(args.current, root, *map(sinks.since_timestamp, (args.since, args.until)))
     if problems := data.check_values(raw, contract):
         raise data.DataContractError(problems)
     window = data.clean_frame(raw, contract)
-    profile, score_profile, sample = monitor.read_reference(config.resolve("artifacts/reference", root))
+    profile, score_profile, sample = monitor.read_reference(layout.reference)
     if args.reference:
         reference = data.clean_frame(data.read_table(config.resolve(args.reference, Path.cwd())), contract)
         profile, sample = drift.profile_reference(reference, contract), reference
@@ -272,7 +268,7 @@ def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame
     labels = window_labels(raw, args.labels, contract)
     encoded = None if labels is None else np.where(
         labels.notna(), data.encode_target(labels.fillna(""), contract["positive_label"]), np.nan)
-    metrics_path = config.resolve("reports/metrics.json", root)
+    metrics_path = layout.metrics
     report = monitor.monitor_window(
         profile, window, settings, scores=scores, score_profile=score_profile, labels=encoded,
         reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
@@ -290,7 +286,7 @@ def cmd_monitor(args) -> int:
     report, window, labels, profile, contract = monitoring_run(args, root, settings)
     text = json.dumps(report, indent=2, default=float) + "\n"
     if args.output:
-        config.atomic_write_text(config.resolve(args.output, Path.cwd()), text)
+        files.atomic_write_text(config.resolve(args.output, Path.cwd()), text)
     else:
         sys.stdout.write(text)
     for failure in publish(report, settings, report["source"], datetime.fromisoformat(report["created_at"])):

@@ -14,8 +14,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'read_yaml', 'load_params', 'params_section', 'tracking_uri',
-           'tune_storage', 'service_root', 'prediction_log_url', 'monitoring_history_url', 'atomic_write_bytes',
-           'atomic_write_text']
+           'tune_storage', 'service_root', 'prediction_log_url', 'monitoring_history_url']
 
 # %% ../../nbs/00_config.ipynb #10c2351c
 def repo_root(start: Path | str | None = None) -> Path:
@@ -103,18 +102,3 @@ def monitoring_history_url(configured: str | None = None, root: Path | None = No
     `logs/monitoring.sqlite` under the store root."""
     return (os.environ.get("CHURNLAB_MONITORING_HISTORY_URL") or configured
             or f"sqlite:///{(root or store_root()) / 'logs' / 'monitoring.sqlite'}")
-
-# %% ../../nbs/00_config.ipynb #afa877a9
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    "Write `data` to `path` through a temporary sibling and an atomic rename."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    "Text version of `atomic_write_bytes`."
-    return atomic_write_bytes(path, text.encode())

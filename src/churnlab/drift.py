@@ -5,6 +5,8 @@
 # %% ../../nbs/10a_drift.ipynb #83982fdd
 from __future__ import annotations
 
+from .structures import Contract
+
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ __all__ = ['MISSING', 'OTHER', 'monitored_columns', 'numeric_profile', 'level_co
 MISSING, OTHER = "(missing)", "(other)"
 
 
-def monitored_columns(contract: dict[str, Any]) -> dict[str, str]:
+def monitored_columns(contract: Contract) -> dict[str, str]:
     "Column -> `numeric` or `categorical`, for every contract column that is monitored."
     kinds = {"numeric": "numeric", "categorical": "categorical", "boolean": "categorical",
              "high_cardinality": "categorical"}
@@ -59,7 +61,7 @@ def categorical_profile(values: pd.Series, max_levels: int = 100, min_share: flo
             "counts": {str(k): int(v) for k, v in kept.items()}}
 
 
-def profile_reference(frame: pd.DataFrame, contract: dict[str, Any], n_quantiles: int = 1000,
+def profile_reference(frame: pd.DataFrame, contract: Contract, n_quantiles: int = 1000,
                       max_levels: int = 100) -> dict[str, Any]:
     "The reference profile of every monitored column of `frame` (JSON-ready)."
     columns = {}

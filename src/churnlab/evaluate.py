@@ -5,8 +5,6 @@
 # %% ../../nbs/04_evaluate.ipynb #9e059fda
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
@@ -24,6 +22,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from .structures import decide
+
 # %% auto #0
 __all__ = ['classification_metrics', 'bootstrap_values', 'bootstrap_interval', 'paired_bootstrap_test', 'promotion_decision',
            'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_confusion_matrix', 'plot_score_distribution',
@@ -32,7 +32,7 @@ __all__ = ['classification_metrics', 'bootstrap_values', 'bootstrap_interval', '
 # %% ../../nbs/04_evaluate.ipynb #106336ed
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
     "ROC-AUC, PR-AUC, log loss, Brier, and accuracy/precision/recall/F1 at `threshold`."
-    pred = (proba >= threshold).astype(int)
+    pred = decide(proba, threshold)
     values = {
         "roc_auc": roc_auc_score(y, proba), "pr_auc": average_precision_score(y, proba),
         "log_loss": log_loss(y, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1]),
@@ -182,7 +182,7 @@ def plot_calibration(y, proba, n_bins: int = 10):
 def plot_confusion_matrix(y, proba, threshold: float):
     "Confusion matrix at the decision threshold."
     fig, ax = _figure(f"Confusion matrix at threshold {threshold:.3f}")
-    cm = confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1])
+    cm = confusion_matrix(y, decide(proba, threshold), labels=[0, 1])
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center", color="black")

@@ -30,6 +30,7 @@ from sklearn.preprocessing import (
 
 from .data import clean_frame, columns_by_role
 from .splits import cv_splitter
+from .structures import Contract, FeatureBlock, FeatureSpec
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class PairwiseRatios(TransformerMixin, BaseEstimator):
         return np.asarray([n for a, b in pairs for n in (f"{a}_per_{b}", f"{a}_times_{b}")], dtype=object)
 
 # %% ../../nbs/02_features.ipynb #6cae8a57
-def _chosen(option: str, wanted: list[str] | None, default: list[str], contract: dict,
+def _chosen(option: str, wanted: list[str] | None, default: list[str], contract: Contract,
             warnings: list[str]) -> list[str]:
     "`wanted` columns present in the contract (a warning for each absent one), or `default` when None."
     if wanted is None:
@@ -222,7 +223,7 @@ def _chosen(option: str, wanted: list[str] | None, default: list[str], contract:
     return [c for c in wanted if c in contract["columns"]]
 
 
-def extra_blocks(contract: dict[str, Any], options: dict[str, Any], warnings: list[str]) -> list[dict[str, Any]]:
+def extra_blocks(contract: Contract, options: dict[str, Any], warnings: list[str]) -> list[FeatureBlock]:
     "The optional blocks switched on in `featurize.blocks`, with their columns chosen by role."
     numeric, dates = columns_by_role(contract, "numeric"), columns_by_role(contract, "date")
     on = {name: cfg for name, cfg in options.items() if isinstance(cfg, dict) and cfg.get("enabled")}
@@ -248,7 +249,7 @@ def extra_blocks(contract: dict[str, Any], options: dict[str, Any], warnings: li
     return [b for b in blocks if b["columns"]]
 
 
-def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def feature_spec(contract: Contract, params: dict[str, Any]) -> tuple[FeatureSpec, list[str]]:
     "The feature specification for `contract` under the `featurize` params, and warnings."
     warnings = []
     blocks = []
@@ -290,7 +291,7 @@ def feature_spec(contract: dict[str, Any], params: dict[str, Any]) -> tuple[dict
     return spec, warnings
 
 # %% ../../nbs/02_features.ipynb #e53baad4
-def target_encoded(spec: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+def target_encoded(spec: FeatureSpec, columns: list[str]) -> FeatureSpec:
     "`spec` with those of `columns` that its `categorical` block one-hot encodes moved to a `target_encoding` block."
     wanted = set(columns)
     moved = [c for b in spec["blocks"] if b["block"] == "categorical" for c in b["columns"] if c in wanted]
@@ -333,7 +334,7 @@ def fit_with_groups(estimator, X: pd.DataFrame, y, groups=None):
     return estimator.fit(X, y)
 
 # %% ../../nbs/02_features.ipynb #ddde22ff
-def _numeric_imputer(spec: dict[str, Any], add_indicator: bool = False) -> SimpleImputer:
+def _numeric_imputer(spec: FeatureSpec, add_indicator: bool = False) -> SimpleImputer:
     return SimpleImputer(strategy=spec["numeric_impute"], add_indicator=add_indicator, keep_empty_features=True)
 
 
@@ -342,7 +343,7 @@ def _missing_level_imputer() -> SimpleImputer:
     return SimpleImputer(strategy="constant", fill_value="__missing__", keep_empty_features=True)
 
 
-def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_as_codes: bool = False):
+def block_transformer(block: FeatureBlock, spec: FeatureSpec, categorical_as_codes: bool = False):
     "The unfitted transformer of one specification block."
     kind = block["block"]
     if kind == "numeric":
@@ -378,7 +379,7 @@ def block_transformer(block: dict[str, Any], spec: dict[str, Any], categorical_a
     raise ValueError(f"unknown feature block {kind!r}")
 
 
-def build_preprocessor(spec: dict[str, Any], categorical_as_codes: bool = False) -> Pipeline:
+def build_preprocessor(spec: FeatureSpec, categorical_as_codes: bool = False) -> Pipeline:
     """Unfitted preprocessing pipeline (coercion, one transformer per block, optional selection) from a spec.
 
     `categorical_as_codes` is the network variant: categorical columns become ordinal codes (-1 for

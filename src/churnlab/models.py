@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +18,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from . import files
 from .features import build_preprocessor
+from .structures import ArtifactMeta, FeatureSpec, decide
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
            'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'contributions', 'reason_codes',
-           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'dvc_dir_md5', 'score']
+           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -65,7 +64,7 @@ def make_resampler(method: str, seed: int = 42):
     return None
 
 
-def make_pipeline(spec: dict[str, Any], family: str, params: dict[str, Any] | None = None,
+def make_pipeline(spec: FeatureSpec, family: str, params: dict[str, Any] | None = None,
                   seed: int = 42) -> Pipeline:
     """The candidate pipeline: feature preprocessing from `spec`, an optional sampler, then the `family`
     model. For `nn`, `embeddings: true` switches categoricals to ordinal codes embedded by the network."""
@@ -167,26 +166,17 @@ TRUSTED_TYPES = [
 ]
 
 
-def save_model(pipeline: Pipeline, meta: dict[str, Any], directory: str | Path) -> Path:
+def save_model(pipeline: Pipeline, meta: ArtifactMeta, directory: str | Path) -> Path:
     "Write the pipeline (skops) and its metadata to `directory`, atomically replacing it."
     import skops.io as sio
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    sio.dump(pipeline, staging / MODEL_FILE)
-    (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old{os.getpid()}")
-        directory.rename(old)
-        staging.rename(directory)
-        shutil.rmtree(old)
-    else:
-        staging.rename(directory)
-    return directory
+    with files.atomic_folder(directory) as staging:
+        sio.dump(pipeline, staging / MODEL_FILE)
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return Path(directory)
 
 
-def load_model(directory: str | Path) -> tuple[Pipeline, dict[str, Any]]:
+def load_model(directory: str | Path) -> tuple[Pipeline, ArtifactMeta]:
     """Load a saved candidate with the code's trusted-type list; returns (pipeline, metadata).
 
     Reads a `train` folder (metadata in `churnlab.json`) or a downloaded MLflow model (in `MLmodel`)."""
@@ -216,29 +206,13 @@ def artifact_files(directory: str | Path) -> list[Path]:
 
 def artifact_sha256(directory: str | Path) -> str:
     "SHA-256 of the `sha256sum` listing of the artifact's files (see above)."
-    listing = ""
-    for path in artifact_files(directory):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        listing += f"{digest.hexdigest()}  {path.name}\n"
+    listing = "".join(f"{files.file_digest(path, 'sha256')}  {path.name}\n" for path in artifact_files(directory))
     return hashlib.sha256(listing.encode()).hexdigest()
 
-
-def dvc_dir_md5(directory: str | Path) -> str:
-    "DVC's hash of a folder output, as `dvc.lock` records it: md5 of its sorted (md5, relpath) listing."
-    directory = Path(directory)
-    entries = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        entries.append({"md5": hashlib.md5(path.read_bytes()).hexdigest(),
-                        "relpath": path.relative_to(directory).as_posix()})
-    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True)
-    return hashlib.md5(listing.encode()).hexdigest() + ".dir"
 
 # %% ../../nbs/03_models.ipynb #74d4949f
 def score(pipeline: Pipeline, frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     "Probability of the positive class and the prediction at `threshold`, one row per input row."
     proba = pipeline.predict_proba(frame)[:, 1]
-    return pd.DataFrame({"prediction": (proba >= threshold).astype(np.int64), "probability": proba},
+    return pd.DataFrame({"prediction": decide(proba, threshold), "probability": proba},
                         index=frame.index)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, evaluate
+from . import evaluate, files
+from .structures import Contract
 from .drift import dataset_drift, domain_classifier_auc, feature_drift, prediction_drift
 
 # %% auto #0
@@ -125,9 +126,9 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
 # %% ../../nbs/10b_monitor.ipynb #8b310f45
 def write_reference(directory: Path, profile: dict, score_profile: dict, sample: pd.DataFrame) -> None:
     "Write the reference profile, the score profile and the row sample (each file atomically)."
-    config.atomic_write_text(directory / "profile.json", json.dumps(profile) + "\n")
-    config.atomic_write_text(directory / "scores.json", json.dumps(score_profile) + "\n")
-    config.atomic_write_bytes(directory / "sample.parquet", sample.to_parquet(index=False))
+    files.atomic_write_text(directory / "profile.json", json.dumps(profile) + "\n")
+    files.atomic_write_text(directory / "scores.json", json.dumps(score_profile) + "\n")
+    files.atomic_write_bytes(directory / "sample.parquet", sample.to_parquet(index=False))
 
 
 def read_reference(directory: Path) -> tuple[dict, dict, pd.DataFrame]:
@@ -138,7 +139,7 @@ def read_reference(directory: Path) -> tuple[dict, dict, pd.DataFrame]:
             pd.read_parquet(directory / "sample.parquet"))
 
 # %% ../../nbs/10b_monitor.ipynb #2e4a0d82
-def labelled_batch(window: pd.DataFrame, labels: pd.Series, contract: dict[str, Any],
+def labelled_batch(window: pd.DataFrame, labels: pd.Series, contract: Contract,
                    existing_ids: dict[str, set] | None = None) -> pd.DataFrame:
     "The labelled rows of `window` as training rows (contract columns + target); refuses id clashes."
     keep = labels.notna().to_numpy()

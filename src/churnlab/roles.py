@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import (PLAIN_NUMBERS, ContractIssue, DataContractError, as_number, check_target,
+from .structures import Contract
+from .data import (PLAIN_NUMBERS, ContractIssue, DataContractError, as_number, check_target, csv_dialect,
                            distinct_text, label_text, number_format)
 
 # %% auto #0
-__all__ = ['looks_like_dates', 'ContractDecision', 'infer_column', 'infer_role', 'infer_contract']
+__all__ = ['looks_like_dates', 'ContractDecision', 'infer_column', 'infer_role', 'infer_contract', 'contract_from_params']
 
 # %% ../../nbs/01a_roles.ipynb #55d0dc5e
 def looks_like_dates(series: pd.Series, sample: int = 2000, counts: pd.Series | None = None) -> bool:
@@ -155,7 +156,7 @@ def infer_contract(
     decimal: str = ".",
     boolean_columns: list[str] | None = None,
     trim_whitespace: bool = True,
-) -> dict[str, Any]:
+) -> Contract:
     """Infer the data contract (roles and dtypes of every column) from a raw frame; `bounds` declares
     hard limits (`{column: {min, max}}`) that no row, in training or in production, may break;
     `boolean_columns` declares yes/no (or y/n, 1/0) columns booleans; `trim_whitespace` strips
@@ -191,3 +192,14 @@ def infer_contract(
         "target": target, "positive_label": label_text(positive_label), "classes": classes,
         "columns": columns, "decisions": [asdict(d) for d in decisions], "trim_whitespace": bool(trim_whitespace),
     }
+
+# %% ../../nbs/01a_roles.ipynb #6b8cbb7b
+def contract_from_params(raw: pd.DataFrame, data_params: dict[str, Any]) -> Contract:
+    "`infer_contract` under the `data` params section, with its CSV dialect (`data.csv_dialect`) as `csv`."
+    csv = csv_dialect(data_params)
+    contract = infer_contract(
+        raw, data_params["target"], data_params["positive_label"], data_params.get("id_columns"),
+        data_params.get("date_columns"), data_params.get("drop_columns"), data_params.get("bounds"),
+        decimal=csv["decimal"], boolean_columns=data_params.get("boolean_columns"),
+        trim_whitespace=data_params.get("trim_whitespace", True))
+    return {**contract, "csv": csv}

@@ -11,6 +11,8 @@ from typing import Annotated, Any, NotRequired, Required
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, with_config
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
+from .structures import ColumnRule, Contract
+
 # %% auto #0
 __all__ = ['ERROR_RESPONSES', 'record_type', 'validation_detail', 'Reason', 'Prediction', 'BatchItem', 'BatchPrediction',
            'FieldError', 'ValidationProblem', 'Problem']
@@ -45,29 +47,29 @@ def _iso_date(value: str) -> str:
     return value
 
 
-def _example_value(spec: dict[str, Any]) -> Any:
-    if spec["dtype"] == "bool":
+def _example_value(rule: ColumnRule) -> Any:
+    if rule["dtype"] == "bool":
         return True
-    if spec["dtype"] in ("float", "int") and "min" in spec:
-        middle = (spec["min"] + spec["max"]) / 2
-        return int(round(middle)) if spec["dtype"] == "int" else round(middle, 2)
-    return (spec.get("categories") or ["text"])[0] if spec["dtype"] == "str" else None
+    if rule["dtype"] in ("float", "int") and "min" in rule:
+        middle = (rule["min"] + rule["max"]) / 2
+        return int(round(middle)) if rule["dtype"] == "int" else round(middle, 2)
+    return (rule.get("categories") or ["text"])[0] if rule["dtype"] == "str" else None
 
 
-def record_type(contract: dict[str, Any]) -> type:
+def record_type(contract: Contract) -> type:
     "The type of one raw record under `contract` (see above): a TypedDict, so validation returns a plain dict."
     fields, example = {}, {}
-    for name, spec in contract["columns"].items():
-        bounds = spec.get("bounds") or {}
-        required = spec["role"] not in ("id", "date") and spec.get("missing_share", 0) == 0
-        seen = (f"training range [{spec['min']:g}, {spec['max']:g}]" if "min" in spec
-                else f"levels {spec['categories'][:12]}" if spec.get("categories") else "free text")
-        value = _example_value(spec)
+    for name, rule in contract["columns"].items():
+        bounds = rule.get("bounds") or {}
+        required = rule["role"] not in ("id", "date") and rule.get("missing_share", 0) == 0
+        seen = (f"training range [{rule['min']:g}, {rule['max']:g}]" if "min" in rule
+                else f"levels {rule['categories'][:12]}" if rule.get("categories") else "free text")
+        value = _example_value(rule)
         if value is not None:
             example[name] = value
-        kind = _field_type(spec["dtype"], bounds.get("min"), bounds.get("max"))
+        kind = _field_type(rule["dtype"], bounds.get("min"), bounds.get("max"))
         kind = Annotated[kind if required else kind | None, Field(
-            description=f"{spec['role']} ({spec['dtype']}); {seen}", examples=[value] if value is not None else None)]
+            description=f"{rule['role']} ({rule['dtype']}); {seen}", examples=[value] if value is not None else None)]
         fields[name] = Required[kind] if required else NotRequired[kind]
     config_ = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"examples": [example]})
     return with_config(config_)(TypedDict("Record", fields))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,12 @@ from .data import columns_by_role
 from .features import feature_spec, fit_with_groups, target_encoded
 from .models import FAMILIES, calibrated, make_pipeline
 from .splits import capped
+from .structures import Contract, FeatureSpec
 
 # %% auto #0
 __all__ = ['OPTIONAL_BLOCKS', 'operations_per_record', 'single_record_latency_ms', 'cross_validate', 'calibration_folds',
            'fit_model', 'ablation_variants', 'enabled_variants', 'paired_gain', 'block_ablation', 'select_family',
-           'calibration_gain', 'calibration_helps', 'choose_threshold', 'select_and_fit', 'with_tuned']
+           'calibration_gain', 'calibration_helps', 'choose_threshold', 'Selection', 'select_and_fit', 'with_tuned']
 
 # %% ../../nbs/03a_selection.ipynb #8d624f69
 def operations_per_record(model) -> int:
@@ -102,7 +104,7 @@ def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None)
 OPTIONAL_BLOCKS = ("date_parts", "group_aggregates", "ratios", "binning", "polynomial", "select_k_best")
 
 
-def ablation_variants(featurize: dict[str, Any], contract: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def ablation_variants(featurize: dict[str, Any], contract: Contract) -> dict[str, dict[str, Any]]:
     "`base` (the `featurize` params, optional blocks off) and one variant per block that applies."
     off = {name: {**featurize.get("blocks", {}).get(name, {}), "enabled": False} for name in OPTIONAL_BLOCKS}
     base = {**featurize, "blocks": {**off, "resample": {"method": "none"}}, "high_cardinality": "onehot"}
@@ -131,7 +133,7 @@ def paired_gain(scores, base) -> tuple[float, float]:
     return float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
 
 
-def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], featurize: dict[str, Any],
+def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: Contract, featurize: dict[str, Any],
                    family: str, folds: list, groups=None, params: dict[str, Any] | None = None,
                    metric: str = "roc_auc", only: list[str] | None = None, progress=None) -> pd.DataFrame:
     """Per variant (those that change the base's spec; `only` these, if given): mean CV `metric` over
@@ -139,7 +141,7 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: dict[str, Any], fea
     one SE, and `on` when `featurize` switches it on. `progress` counts the folds fitted."""
     enabled = enabled_variants(featurize)
 
-    def scores_of(spec: dict[str, Any]) -> np.ndarray:
+    def scores_of(spec: FeatureSpec) -> np.ndarray:
         pipeline = make_pipeline(spec, family, params)
         return np.array(cross_validate(pipeline, X, y, check_cv(folds), groups, metric, progress)["scores"])
 
@@ -233,8 +235,25 @@ def _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, plain_
                    "gain": gain, "se": se, "kept": bool(gain > se)}
 
 
-def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params: dict[str, Any],
-                   splitter, groups=None, progress=None, high_cardinality: list[str] = ()) -> dict[str, Any]:
+@dataclass
+class Selection:
+    "What `select_and_fit` decided, and the evidence."
+
+    candidate: Any  # the pipeline refitted on every row (calibrated when calibration helped)
+    family: str
+    threshold: float
+    cv: dict[str, dict[str, Any]]  # every family's `cross_validate` result
+    spec: FeatureSpec  # the feature spec the candidate uses (target-encoded when that was kept)
+    selected_cv: dict[str, Any]  # the CV of the chosen family under `spec`
+    target_encoding: dict[str, Any] | None  # the verdict, where there is a high-cardinality column
+    calibration: dict[str, dict[str, float]]  # each method's paired gain
+    calibration_method: str | None
+    timings: dict[str, float]
+    rows: dict[str, int]  # rows each step used: selection, final_fit
+
+
+def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: dict[str, Any],
+                   splitter, groups=None, progress=None, high_cardinality: list[str] = ()) -> Selection:
     """CV every candidate family on at most `train.selection_max_rows` rows (`splits.capped`: seeded,
     stratified), choose one; with `train.target_encoding: auto`, CV it once more with the
     `high_cardinality` columns target-encoded and keep that when it helps; choose calibration and
@@ -276,9 +295,8 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], params:
     timings["final_fit_seconds"] = round(time.perf_counter() - start, 3)
     if progress is not None:
         progress.update()
-    return {"candidate": candidate, "family": chosen, "threshold": threshold, "cv": cv_results, "spec": spec,
-            "selected_cv": selected_cv, "target_encoding": target_encoding, "calibration": calibration,
-            "calibration_method": method, "timings": timings, "rows": {"selection": len(ys), "final_fit": len(y)}}
+    return Selection(candidate, chosen, threshold, cv_results, spec, selected_cv, target_encoding, calibration, method,
+                     timings, {"selection": len(ys), "final_fit": len(y)})
 
 # %% ../../nbs/03a_selection.ipynb #ced67d5d
 def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from .observability import RequestGuard, ServiceMetrics
 from .predlog import PredictionLog
 from .schema import ERROR_RESPONSES, BatchPrediction, Prediction, Problem, record_type, validation_detail
 from .scoring import FastScorer, compile_scorer, raw_frame
+from .structures import ArtifactMeta, decide
 from .trust import ModelSource, load_verified
 
 log = logging.getLogger("churnlab.serve")
@@ -46,7 +47,7 @@ class Served:
     "A loaded, verified model and everything derived from it for serving."
 
     pipeline: Any
-    meta: dict[str, Any]
+    meta: ArtifactMeta
     source: ModelSource
     sha256: str
     scorer: FastScorer | None
@@ -225,7 +226,7 @@ async def predict(request: Request, explain: int = Query(0, ge=0, le=20, descrip
     except ValidationError as error:
         return _invalid_body(request, error)
     proba, flags = score_records(s, [record])
-    label = (proba >= s.meta["threshold"]).astype(int)
+    label = decide(proba, s.meta["threshold"])
     out = {"request_id": request.state.request_id, "model_version": s.version, "prediction": int(label[0]),
            "probability": float(proba[0]), "threshold": s.meta["threshold"], "flags": flags[0]}
     if explain:
@@ -251,7 +252,7 @@ async def predict_batch(request: Request):
         return {"request_id": request.state.request_id, "model_version": s.version,
                 "threshold": s.meta["threshold"], "predictions": []}
     proba, flags = await asyncio.to_thread(score_records, s, records)
-    labels = (proba >= s.meta["threshold"]).astype(int)
+    labels = decide(proba, s.meta["threshold"])
     state.predictions.append(_log_rows(request.state.request_id, s, records, proba, labels, flags))
     state.metrics.scored(proba, flags)
     return FastJSONResponse({

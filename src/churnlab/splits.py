@@ -5,6 +5,7 @@
 # %% ../../nbs/01b_splits.ipynb #e7fb93cd
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,12 @@ from sklearn.model_selection import GroupKFold, RepeatedStratifiedKFold, Stratif
 from .roles import ContractDecision
 from .data import (ContractIssue, DataContractError, check_training_frame, clean_frame, columns_by_role,
                            encode_target, label_text, learn_domain, parse_dates)
+from .structures import Contract
 
 # %% auto #0
 __all__ = ['row_keys', 'assign_splits', 'split_frame', 'declared_dates', 'resolve_strategy', 'check_positives', 'prepare_splits',
-           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'capped_rows', 'capped']
+           'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'ModelRows',
+           'model_rows', 'capped_rows', 'capped']
 
 # %% ../../nbs/01b_splits.ipynb #00c37dd6
 def row_keys(frame: pd.DataFrame, key_column: str | None = None, seed: int = 42) -> np.ndarray:
@@ -69,19 +72,19 @@ def split_frame(
     return tuple(frame[split == name] for name in ("train", "test", "holdout"))
 
 # %% ../../nbs/01b_splits.ipynb #fb026dec
-def declared_dates(contract: dict[str, Any]) -> list[str]:
+def declared_dates(contract: Contract) -> list[str]:
     "Date columns declared in `data.date_columns` (contracts written before `declared` existed: every date)."
     return [c for c, s in contract["columns"].items() if s["role"] == "date" and s.get("declared", True)]
 
 
-def resolve_strategy(strategy: str, contract: dict[str, Any]) -> str:
+def resolve_strategy(strategy: str, contract: Contract) -> str:
     "`auto`: time-ordered when a date column is declared, else stratified; other strategies as given."
     if strategy == "auto":
         return "time" if declared_dates(contract) else "stratified"
     return strategy
 
 
-def check_positives(parts: dict[str, pd.DataFrame], contract: dict[str, Any], min_positives: int) -> None:
+def check_positives(parts: dict[str, pd.DataFrame], contract: Contract, min_positives: int) -> None:
     """Refuse splits holding fewer than `min_positives` rows of either class (`prepare.min_positives`):
     below it every cross-validation fold, the threshold and the test metrics are noise or undefined."""
     issues = []
@@ -96,7 +99,7 @@ def check_positives(parts: dict[str, pd.DataFrame], contract: dict[str, Any], mi
         raise DataContractError(issues)
 
 
-def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = "auto",
+def prepare_splits(raw: pd.DataFrame, contract: Contract, strategy: str = "auto",
                    test_size: float = 0.2, holdout_size: float = 0.1, seed: int = 42, min_positives: int = 10,
                    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], int]:
     """Validated, cleaned train/test/holdout frames, the contract with its learned domain and split
@@ -125,7 +128,7 @@ def prepare_splits(raw: pd.DataFrame, contract: dict[str, Any], strategy: str = 
     return contract, parts, int(no_target.sum())
 
 
-def trained_rows(frame: pd.DataFrame, contract: dict[str, Any]) -> np.ndarray | None:
+def trained_rows(frame: pd.DataFrame, contract: Contract) -> np.ndarray | None:
     """True for the rows of a cleaned `frame` that the model whose contract this is may have fitted
     (its training split, recomputed by its split rule: the key hash, or under `time` every row up
     to its last training date); None for contracts written before splits recorded their rule."""
@@ -147,7 +150,7 @@ def _span(part: pd.DataFrame, column: str) -> str:
     return f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no dates"
 
 
-def split_decisions(contract: dict[str, Any], parts: dict[str, pd.DataFrame], min_rho: float = 0.5,
+def split_decisions(contract: Contract, parts: dict[str, pd.DataFrame], min_rho: float = 0.5,
                     ) -> list[ContractDecision]:
     """What the split means for this data, for the prepare report: the strategy and why, the date
     ranges of a time split, and numeric columns that move with its date (a cohort split)."""
@@ -204,10 +207,25 @@ def repeated_folds(strategy: str, X: pd.DataFrame, y: np.ndarray, groups=None, n
     return list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(X, y))
 
 
-def split_groups(frame: pd.DataFrame, contract: dict[str, Any]) -> pd.Series | None:
+def split_groups(frame: pd.DataFrame, contract: Contract) -> pd.Series | None:
     "The rows' groups (the id column) under the contract's group strategy, else None."
     split = contract["split"]
     return frame[split["group_column"]] if split["strategy"] == "group" else None
+
+
+@dataclass
+class ModelRows:
+    "A split as a model sees it: the features, the encoded target, the groups folds keep together."
+
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: pd.Series | None
+
+
+def model_rows(frame: pd.DataFrame, contract: Contract) -> ModelRows:
+    "`frame` (a prepared split) as features, 0/1 target and groups, as every stage and benchmark reads it."
+    X = frame.drop(columns=[contract["target"]])
+    return ModelRows(X, encode_target(frame[contract["target"]], contract["positive_label"]), split_groups(X, contract))
 
 # %% ../../nbs/01b_splits.ipynb #088a09c6
 def capped_rows(y: np.ndarray, max_rows: int | None, seed: int = 42, groups=None) -> np.ndarray:

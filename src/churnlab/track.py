@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import subprocess
 import warnings
@@ -16,27 +15,15 @@ from typing import Any
 
 import yaml
 
+from . import files
 from .config import EXPERIMENT_NAME, tracking_uri
 
 # %% auto #0
-__all__ = ['PROGRESS_ENV', 'REQUIREMENTS', 'file_md5', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store',
-           'flatten', 'stage_run', 'trial_logger', 'progress', 'WarningLog', 'collect_warnings', 'registered_name',
+__all__ = ['PROGRESS_ENV', 'REQUIREMENTS', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten',
+           'stage_run', 'trial_logger', 'progress', 'WarningLog', 'collect_warnings', 'registered_name',
            'log_candidate', 'register_candidate', 'alias_version', 'set_alias', 'version_tags']
 
 # %% ../../nbs/05_track.ipynb #0b844f38
-def file_md5(path: Path) -> str:
-    "md5 of a file's bytes, or of a folder's sorted (relative path, md5) list."
-    path = Path(path)
-    if path.is_dir():
-        entries = sorted((str(p.relative_to(path)), file_md5(p)) for p in path.rglob("*") if p.is_file())
-        return hashlib.md5(repr(entries).encode()).hexdigest()
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def declared_deps(root: Path, stage: str) -> list[str]:
     "The file and folder dependencies that `dvc.yaml` declares for `stage`."
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
@@ -58,7 +45,7 @@ def _git(root: Path, *args: str) -> str:
 
 def git_state(root: Path) -> dict[str, str]:
     "Commit, dirtiness and the diff of tracked files against HEAD."
-    diff = _git(root, "diff", "HEAD")
+    diff = _git(root, "diff", "--no-ext-diff", "HEAD")  # a patch, whatever diff driver the user set
     return {"git_commit": _git(root, "rev-parse", "HEAD").strip() or "unknown",
             "git_dirty": str(bool(diff.strip())).lower(), "diff": diff}
 
@@ -72,7 +59,7 @@ def lineage_tags(root: Path, stage: str) -> tuple[dict[str, str], str]:
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     for dep in declared_deps(root, stage):
         if (root / dep).exists():
-            tags[f"dep_md5.{dep}"] = file_md5(root / dep)
+            tags[f"dep_md5.{dep}"] = files.content_md5(root / dep)
     return tags, git["diff"]
 
 # %% ../../nbs/05_track.ipynb #a1a1746f

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import yaml
 
-from . import config, data, models, track
+from . import config, data, files, models, track
 
 # %% auto #0
 __all__ = ['ModelTrustError', 'ModelSource', 'dvc_locked_hash', 'verify', 'resolve_source', 'load_verified']
@@ -39,7 +39,7 @@ class ModelSource:
     tags: dict[str, str] = field(default_factory=dict)  # the registry version's tags
 
 
-def dvc_locked_hash(root: Path, out: str = "artifacts/model", stage: str = "train") -> str | None:
+def dvc_locked_hash(root: Path, out: str = files.Layout.paths()["model"], stage: str = "train") -> str | None:
     "The hash `dvc.lock` records for output `out` of `stage` (None without a lock entry)."
     lock = root / "dvc.lock"
     if not lock.exists():
@@ -55,7 +55,7 @@ def verify(source: ModelSource) -> str:
                               "artifacts/model (checked against dvc.lock), or set CHURNLAB_MODEL_SHA256")
     actual = models.artifact_sha256(source.local)
     for channel, expected in source.expected.items():
-        found = models.dvc_dir_md5(source.local) if channel == "dvc.lock" else actual
+        found = files.dvc_dir_md5(source.local) if channel == "dvc.lock" else actual
         if not hmac.compare_digest(found, expected.strip().lower()):
             raise ModelTrustError(f"model {source.uri} does not match {channel} (expected {expected[:16]}..., "
                                   f"found {found[:16]}...): refusing to load it")
@@ -87,7 +87,8 @@ def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> 
     "The model to serve (see above), with its expected hashes; `sha256` is `$CHURNLAB_MODEL_SHA256`."
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    schema = root / "artifacts/prepared/schema.json"
+    layout = files.Layout(root)
+    schema = layout.contract
     if (model is None and schema.exists()) or (model or "").startswith("models:/"):
         import mlflow  # only for the registry (a model folder does not pay MLflow's import, about 1 s)
 
@@ -98,10 +99,10 @@ def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> 
     if model is not None and model.startswith("models:/"):
         source = _registry_source(model)
     else:
-        local = config.resolve(model or "artifacts/model", root)
+        local = config.resolve(model, root) if model else layout.model
         if not (local / models.MODEL_FILE).exists():
             raise FileNotFoundError(f"no model at {local}; run `make repro` or pass --model DIR|URI")
-        locked = dvc_locked_hash(root) if local.resolve() == (root / "artifacts/model").resolve() else None
+        locked = dvc_locked_hash(root) if local.resolve() == layout.model.resolve() else None
         source = ModelSource(str(local), local, expected={"dvc.lock": locked} if locked else {})
     if sha256:
         source.expected["CHURNLAB_MODEL_SHA256"] = sha256

@@ -19,6 +19,7 @@ from sklearn.metrics import get_scorer
 
 from .models import make_pipeline
 from .selection import fit_model
+from .structures import FeatureSpec
 
 # %% auto #0
 __all__ = ['METRICS', 'FINISHED', 'suggest', 'StudyMismatchError', 'study_setup', 'study_name', 'make_storage', 'make_pruner',
@@ -58,7 +59,7 @@ class StudyMismatchError(ValueError):
 
 
 def study_setup(family: str, space: dict[str, Any], metric: str, cv_folds: int, strategy: str,
-                data_md5: str, spec: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
+                data_md5: str, spec: FeatureSpec | None = None, fixed: dict[str, Any] | None = None,
                 seed: int | None = None, pruner: dict[str, Any] | None = None,
                 rows: int | None = None) -> dict[str, Any]:
     """What makes trials comparable, so everything that changes the objective or the search: the
@@ -128,7 +129,7 @@ def open_study(storage, name: str, setup: dict[str, Any], seed: int | None = 42,
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner or make_pruner("none"))
 
 # %% ../../nbs/08_tune.ipynb #2c1f6b94
-def cv_objective(X: pd.DataFrame, y: np.ndarray, spec: dict[str, Any], setup: dict[str, Any],
+def cv_objective(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, setup: dict[str, Any],
                  base_params: dict[str, Any], splitter, groups=None, seed: int = 42) -> Callable:
     """Mean CV score of the candidate pipeline with the trial's parameters over `base_params`;
     the running mean is reported after each fold so the pruner can stop the trial."""
