@@ -54,7 +54,8 @@ def tuned_vs_untuned(name, params, n_trials, storage_dir, nested: bool = True) -
     memory = load(name)
     spec, family = memory.spec, params["tune"]["family"]
     shipped = params["train"][family]
-    Xy = {part: (rows.X, rows.y) for part, rows in ((p, memory.rows(p)) for p in memory.parts)}
+    split_rows = {part: memory.rows(part) for part in ("train", "test")}  # the holdout stays unseen
+    Xy = {part: (rows.X, rows.y) for part, rows in split_rows.items()}
     best, _, _ = study_best(*Xy["train"], spec, family, params["tune"], n_trials, params["tune"]["pruner"], storage_dir)
     scores = {}
     for label, block in (("untuned", shipped), ("tuned", {**shipped, **best})):
