@@ -31,7 +31,8 @@ ALLOWED = {
     "track": {"config", "files"},
     "tune": {"models", "selection", "structures"},
     "trust": {"config", "data", "files", "models", "track"},
-    "scoring": {"data"},
+    "pyfunc": {"models", "scoring", "structures"},
+    "scoring": {"data", "structures"},
     "schema": {"structures"},
     "predlog": set(),
     "observability": set(),
@@ -65,6 +66,7 @@ ALLOWED = {
         "track",
         "tune",
     },
+    "registry": {"evaluate", "models", "pyfunc", "splits", "structures", "track", "trust"},
     "cli": {
         "config",
         "data",

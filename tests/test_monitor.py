@@ -219,6 +219,11 @@ def test_cli_reads_the_prediction_log_and_joins_late_labels(pipeline, tmp_path):
     assert report["rows"] == len(holdout) and report["source"] == "log-test" and not report["dataset_drift"]
     assert report["performance"]["rows"] == len(labels)
     assert report["performance"]["metrics"]["roc_auc"] < 0.65  # the logged scores were random
+    promotion = json.loads((pipeline / "reports/promotion.json").read_text())
+    assert report["model"]["version"] == promotion["champion_version"]  # the threshold and contract: the champion's
+    # version "7" has no test-score profile: its scores are reported, never judged against another model's
+    assert report["prediction_drift"]["unmatched_rows"] == {"7": len(holdout)}
+    assert not report["prediction_drift"]["drift"] and "prediction_drift" not in {a["type"] for a in report["alerts"]}
     assert "performance_drop" in {a["type"] for a in report["alerts"]}
 
     bad = labels.assign(churn="maybe")

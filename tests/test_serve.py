@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import socket
@@ -323,27 +324,51 @@ def test_a_replaced_model_stops_startup(pipeline, tmp_path):
     assert refused.process.wait(60) != 0 and "no trusted hash" in refused.output.read_text()
 
 
-def test_a_tampered_registry_artifact_stops_startup(pipeline, tmp_path):
-    "Replacing the champion's files in the artifact store is caught by the version's model_sha256 tag."
+def test_a_tampered_champion_is_refused_by_serve_predict_monitor_and_the_gate(pipeline, tmp_path, monkeypatch):
+    "Replacing the champion's files in the artifact store is caught by the version's model_sha256 tag, everywhere."
     import mlflow
+
+    from churnlab import registry, trust
 
     mlflow.set_tracking_uri(f"sqlite:///{pipeline}/mlflow.db")
     promotion = yaml.safe_load((pipeline / "reports/promotion.json").read_text())
     version = mlflow.MlflowClient().get_model_version(promotion["registered_model"], promotion["champion_version"])
     store = Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=tmp_path))
-    original = sorted(
-        p for p in (pipeline / "mlruns").rglob("model.skops") if p.read_bytes() == (store / "model.skops").read_bytes()
-    )
+    archive = (models.model_folder(store) / models.MODEL_FILE).read_bytes()
+    original = sorted(p for p in (pipeline / "mlruns").rglob(models.MODEL_FILE) if p.read_bytes() == archive)
     assert original, "the registered archive lives in the copy's artifact store"
-    saved = original[0].read_bytes()
+    other = _other_model(pipeline, tmp_path / "other")
+    refusal = "registry tag model_sha256"
     try:
-        other = _other_model(pipeline, tmp_path / "other")
-        original[0].write_bytes((other / "model.skops").read_bytes())
+        for path in original:
+            path.write_bytes((other / models.MODEL_FILE).read_bytes())
         refused = Server(pipeline, tmp_path)
-        assert refused.process.wait(60) != 0
-        assert "registry tag model_sha256" in refused.output.read_text()
+        assert refused.process.wait(60) != 0 and refusal in refused.output.read_text()
+        env = project_env(pipeline)
+        for command in (
+            ["predict", "artifacts/prepared/test.parquet", "-o", str(tmp_path / "p.csv")],
+            ["monitor", "--current", "artifacts/prepared/holdout.parquet", "--no-multivariate"],
+        ):
+            result = subprocess.run(
+                [str(BIN / "churnlab"), *command], cwd=pipeline, env=env, capture_output=True, text=True
+            )
+            assert result.returncode != 0 and refusal in result.stderr and "Traceback" not in result.stderr, command
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{pipeline}/mlflow.db")
+        test = pd.read_parquet(pipeline / "artifacts/prepared/test.parquet")
+        y = data.encode_target(test["churn"], "Yes")
+        with pytest.raises(trust.ModelTrustError, match=refusal):  # the evaluate stage's gate
+            registry.champion_test(
+                version.name,
+                str(version.version),
+                test,
+                y,
+                np.full(len(test), 0.5),
+                {"margin": 0.0, "bootstrap_samples": 10, "seed": 0},
+                pipeline,
+            )
     finally:
-        original[0].write_bytes(saved)
+        for path in original:
+            path.write_bytes(archive)
 
 
 def test_api_key_guards_prediction_endpoints_only(pipeline, tmp_path, test_rows):
@@ -533,3 +558,90 @@ def test_batch_predict_with_deciles(pipeline, tmp_path, candidate):
     assert scores["rownames"].tolist() == frame["rownames"].tolist()
     assert set(scores["decile"]) == set(range(1, 11))
     assert scores.groupby("decile")["probability"].mean().is_monotonic_decreasing
+
+
+# --- model: the registered champion is a first-class MLflow model ----------------------------------
+
+
+def _churnlab_predict(root: Path, folder: Path, *args: str) -> pd.DataFrame:
+    out = folder / f"predict-{len(list(folder.glob('predict-*.csv')))}.csv"
+    command = [str(BIN / "churnlab"), "predict", "artifacts/prepared/test.parquet", "-o", str(out), *args]
+    subprocess.run(command, cwd=root, env=project_env(root), check=True, capture_output=True, text=True)
+    return pd.read_csv(out)
+
+
+def test_mlflow_serves_the_champion_with_pickle_off_as_churnlab_predict_scores(pipeline, tmp_path, monkeypatch):
+    "`mlflow models serve` and MLflow's pyfunc give `churnlab predict`'s probabilities, at the saved threshold."
+    import mlflow
+
+    expected = _churnlab_predict(pipeline, tmp_path)
+    frame = pd.read_parquet(pipeline / "artifacts/prepared/test.parquet").drop(columns=["churn"])
+    promotion = yaml.safe_load((pipeline / "reports/promotion.json").read_text())
+    uri = f"models:/{promotion['registered_model']}@champion"
+    port = _free_port()
+    command = [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1"]
+    server = Server(
+        pipeline, tmp_path, command=[*command, "-p", str(port)], MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false"
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.process.poll() is None, server.output.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        split = json.loads(frame.to_json(orient="split", index=False))
+        records = json.loads(frame.drop(columns=["rownames"]).to_json(orient="records"))  # ids are optional
+        for body in ({"dataframe_split": split}, {"dataframe_records": records}):
+            answer = httpx.post(f"{url}/invocations", json=body, timeout=60)
+            assert answer.status_code == 200, answer.text[:2000]
+            served = pd.DataFrame(answer.json()["predictions"])
+            assert list(served.columns) == ["probability", "prediction"]
+            np.testing.assert_allclose(served["probability"], expected["probability"], rtol=0, atol=1e-9)
+            assert (served["prediction"] == expected["prediction"]).all()  # the saved threshold, not 0.5
+    finally:
+        server.stop()
+    # in process, pickle refused: MLflow's loader and its validator
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{pipeline}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    mlflow.set_tracking_uri(f"sqlite:///{pipeline}/mlflow.db")
+    loaded = mlflow.pyfunc.load_model(uri)
+    np.testing.assert_allclose(loaded.predict(frame)["probability"], expected["probability"], rtol=0, atol=1e-9)
+    mlflow.models.predict(model_uri=uri, input_data=frame.head(20), env_manager="local")
+    schema = loaded.metadata.get_input_schema()
+    assert {c.name: c.required for c in schema.inputs}["rownames"] is False  # ids optional
+    assert all(c.required for c in schema.inputs if c.name != "rownames")
+
+
+@pytest.mark.mutates_pipeline
+def test_a_refused_candidate_leaves_predict_and_the_service_on_the_champion(pipeline, tmp_path, test_rows):
+    "After `dvc exp run -S train.model=dummy` (registered, not promoted) every consumer still scores the champion."
+    from conftest import dvc
+
+    before = _churnlab_predict(pipeline, tmp_path)
+    champion = yaml.safe_load((pipeline / "reports/promotion.json").read_text())["champion_version"]
+    try:
+        dvc(pipeline, "exp", "run", "-n", "dummy-candidate", "-S", "train.model=dummy")
+        promotion = yaml.safe_load((pipeline / "reports/promotion.json").read_text())
+        assert promotion["promoted"] is False and promotion["champion_version"] == champion
+        assert models.load_model(pipeline / "artifacts/model")[1]["family"] == "dummy"  # the workspace's candidate
+        after = _churnlab_predict(pipeline, tmp_path)
+        np.testing.assert_array_equal(after["probability"], before["probability"])
+        scores = pd.read_parquet(pipeline / "artifacts/evaluate/test_scores.parquet")
+        np.testing.assert_allclose(scores["champion_probability"], before["probability"], rtol=0, atol=1e-9)
+        server = Server(pipeline, tmp_path).wait_ready()
+        try:
+            assert httpx.get(f"{server.url}/model").json()["version"] == champion
+            served = httpx.post(f"{server.url}/predict_batch", json=test_rows[1], timeout=60).json()["predictions"]
+            np.testing.assert_allclose([p["probability"] for p in served], before["probability"], rtol=0, atol=1e-9)
+        finally:
+            assert server.stop() in STOPPED
+        reference = json.loads((pipeline / "artifacts/reference/scores.json").read_text())
+        assert reference["champion"] == champion and {champion, promotion["registered_version"]} <= set(
+            reference["profiles"]
+        )
+    finally:
+        subprocess.run(["git", "checkout", "--", "."], cwd=pipeline, check=True)
+        dvc(pipeline, "checkout", "--force")

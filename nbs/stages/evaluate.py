@@ -34,7 +34,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
 
-from churnlab import config, data, evaluate, files, models, splits, track, workflow
+from churnlab import config, data, evaluate, files, models, registry, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -129,14 +129,20 @@ with track.stage_run("evaluate", params, root) as run:
     lineage = {"data_md5": str(meta["data_md5"]), "git_commit": run.data.tags["git_commit"],
                "train_run_id": meta["mlflow_run_id"], "evaluate_run_id": run.info.run_id,
                "family": meta["family"], "test_roc_auc": str(metrics["roc_auc"])}
-    version = workflow.register(pipeline, meta, X.head(5), name, lineage)
-    promotion = workflow.promote(name, version, test, y, proba, params)
+    version = registry.register(layout.model, meta, X.head(5), name, lineage)
+    gate = registry.promote(name, version, test, y, proba, params, root)
+    promotion = gate.record
     mlflow.log_dict(promotion, "promotion.json")
 display(Markdown(f"**{name} v{version}**: {promotion['reason']}"))
 
+# %% [markdown]
+# The test scores keep the champion's beside the candidate's (`champion_probability`: the same when
+# the candidate was promoted, NaN on rows an older champion trained on): the monitor stage profiles
+# each model's scores for its own version, so live scores are judged against the model that made them.
+
 # %%
-files.atomic_write_bytes(layout.test_scores,
-                          scored.assign(y=y).reset_index(drop=True).to_parquet(index=False))
+test_scores = scored.assign(y=y, champion_probability=gate.champion_scores).reset_index(drop=True)
+files.atomic_write_bytes(layout.test_scores, test_scores.to_parquet(index=False))
 files.atomic_write_text(layout.promotion, json.dumps(promotion, indent=2) + "\n")
 files.atomic_write_text(layout.metrics,
                          json.dumps(metrics, indent=2, sort_keys=True) + "\n")

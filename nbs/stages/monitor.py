@@ -17,7 +17,9 @@
 # # Monitor: the reference profile and the monitoring loop on demo batches
 #
 # Writes the reference every `churnlab monitor` run compares against (`artifacts/reference/`: the
-# training features' profile, the out-of-sample test scores' profile, a row sample), then monitors
+# training features' profile, the out-of-sample test scores' profile of each model version the
+# evaluate stage scored (the candidate and the champion, each keyed by its registry version: live
+# scores are judged against their own model's), a row sample), then monitors
 # two production batches made deterministically from the **holdout** split: one unchanged, and one
 # with a **simulated** shift (`monitor.demo_shift` in `params.yaml`). Neither is real production
 # data. Results: `reports/monitoring.json` (top level: the unchanged batch; `simulated_batches`: the
@@ -61,11 +63,14 @@ baseline = json.loads(layout.metrics.read_text())
 
 # %%
 profile = drift.profile_reference(train, contract)
-score_profile = drift.numeric_profile(test_scores["probability"].to_numpy())
+promotion = json.loads(layout.promotion.read_text())
+scores_reference = monitor.score_reference(test_scores, promotion, models.artifact_sha256(layout.model))
+score_profile = scores_reference["profiles"][scores_reference["candidate"]]  # the demo batches are the candidate's
 sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
-monitor.write_reference(layout.reference, profile, score_profile, sample)
+monitor.write_reference(layout.reference, profile, scores_reference, sample)
 display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['rows']:,} training rows; "
-                 f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f})"))
+                 f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f}); score profiles for "
+                 f"model versions {sorted(scores_reference['profiles'])} (champion: v{scores_reference['champion']})"))
 
 # %% [markdown]
 # ## Demo batches from holdout (the shifted one is simulated)
@@ -168,8 +173,12 @@ history = sinks.read_history(history_url)
 display(plots.plot_history(history, plots.history_thresholds(settings)))
 
 # %%
-with track.stage_run("monitor", settings, root):
+with track.stage_run("monitor", settings, root) as run:
     import mlflow
+
+    mlflow.log_dict(score_profile, "score_profile.json")  # the candidate's, found later by its version's tag
+    track.set_version_tag(promotion["registered_model"], scores_reference["candidate"], "score_profile_run_id",
+                          run.info.run_id)
 
     for name, report in reports.items():
         mlflow.log_metrics({f"{name}_{k}": float(v) for k, v in sinks.headline(report).items() if v is not None})

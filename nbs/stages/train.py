@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, features, files, models, selection, splits, track, workflow
+from churnlab import config, features, files, models, pyfunc, selection, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -114,8 +114,8 @@ with track.stage_run("train", params, root) as run:
     mlflow.set_tags({"family": chosen, "contract_fingerprint": meta["contract_fingerprint"],
                      "target_encoding": verdict})
     meta["mlflow_run_id"] = run.info.run_id
-    meta["mlflow_model_uri"] = track.log_candidate(candidate, X.head(5), models.TRUSTED_TYPES, meta)
-models.save_model(candidate, meta, layout.model)
+    models.save_model(candidate, meta, layout.model)
+    pyfunc.log_model(layout.model, X.head(5), meta)  # the folder as an MLflow pyfunc: what `evaluate` registers
 files.atomic_write_text(layout.cv,
                          json.dumps(cv_summary, indent=2, sort_keys=True) + "\n")
 files.atomic_write_text(layout.timings, json.dumps(timings, indent=2) + "\n")

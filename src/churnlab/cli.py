@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, data, drift, files, models, monitor, plots, sinks, structures, workflow
+from . import config, data, drift, files, models, monitor, plots, sinks, workflow
 from .structures import ArtifactMeta, Contract
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
-           'cmd_tune', 'monitoring_window', 'window_labels', 'publish', 'write_figures', 'retrain', 'monitoring_run',
-           'cmd_monitor', 'build_parser', 'main']
+           'cmd_tune', 'monitoring_window', 'window_labels', 'publish', 'write_figures', 'retrain',
+           'registry_score_profile', 'window_scores', 'monitoring_run', 'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: str = ".") -> Iterator[pd.DataFrame]:
@@ -38,18 +38,13 @@ def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: 
 
 
 def _score_chunk(chunk: pd.DataFrame, pipeline, meta: ArtifactMeta, scorer, explain: int) -> pd.DataFrame:
-    problems = data.check_values(chunk, meta["contract"])
-    if problems:
-        raise data.DataContractError(problems)
-    chunk = data.parse_numbers(chunk, meta["contract"])  # "1,234.5" as training read it
-    if scorer is not None:
-        proba = scorer.predict_proba(scorer.columns_from_frame(chunk))
-        scored = pd.DataFrame({"prediction": structures.decide(proba, meta["threshold"]), "probability": proba})
-    else:
-        scored = models.score(pipeline, chunk, meta["threshold"]).reset_index(drop=True)
+    from churnlab import scoring
+
+    scored = scoring.score_frame(chunk, pipeline, meta, scorer)  # checked against the contract first
     parts = [chunk[[c for c in meta.get("id_columns", []) if c in chunk.columns]].reset_index(drop=True), scored]
     if explain:
-        parts.append(models.reason_codes(pipeline, chunk, meta["feature_means"], explain).reset_index(drop=True))
+        parsed = data.parse_numbers(chunk, meta["contract"])
+        parts.append(models.reason_codes(pipeline, parsed, meta["feature_means"], explain).reset_index(drop=True))
     return pd.concat(parts, axis=1)
 
 
@@ -94,8 +89,8 @@ def cmd_predict(args) -> int:
     from churnlab import scoring, trust
 
     root = config.service_root()
-    model = args.model or os.environ.get("CHURNLAB_MODEL_URI") or str(files.Layout.at(root).model)
-    pipeline, meta, _, _ = trust.load_verified(model, root, os.environ.get("CHURNLAB_MODEL_SHA256"))
+    pipeline, meta, _, _ = trust.load_verified(trust.requested_model(args.model), root,
+                                               os.environ.get(trust.MODEL_SHA256_ENV))
     scorer = None if args.explain else scoring.compile_scorer(pipeline)
     n = predict_file(config.resolve(args.input, Path.cwd()), config.resolve(args.output, Path.cwd()),
                      pipeline, meta, args.chunk_rows, args.explain, scorer, args.deciles)
@@ -108,7 +103,7 @@ def cmd_serve(args) -> int:
 
     from churnlab import serve
 
-    app = serve.create_app(args.model or os.environ.get("CHURNLAB_MODEL_URI"))
+    app = serve.create_app(args.model)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
                 timeout_graceful_shutdown=30, log_level="info")
     return 0
@@ -250,32 +245,65 @@ def retrain(batch: pd.DataFrame, root: Path) -> dict:
     return json.loads(files.Layout(root).promotion.read_text())
 
 
+def registry_score_profile(name: str | None, version: str) -> dict | None:
+    "The test-score profile the monitor stage logged for registered `version` (None when there is none)."
+    import mlflow
+
+    from churnlab import track
+
+    if name is None or not version.isdigit():
+        return None
+    try:
+        run_id = track.version_tags(name, version).get("score_profile_run_id")
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/score_profile.json") if run_id else None
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def window_scores(raw: pd.DataFrame, window: pd.DataFrame, pipeline, meta: ArtifactMeta,
+                  served_as: str) -> tuple[np.ndarray, np.ndarray]:
+    "Each window row's score and the model version that made it (logged, else rescored now as `served_as`)."
+    if "probability" in raw.columns:
+        versions = raw["model_version"].astype("str").to_numpy() if "model_version" in raw.columns else None
+        return raw["probability"].to_numpy(dtype=float), versions if versions is not None else np.full(
+            len(raw), served_as)
+    return models.score(pipeline, window, meta["threshold"])["probability"].to_numpy(), np.full(len(window), served_as)
+
+
 def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame, pd.Series | None, dict, dict]:
     "The report on the window `args` names, with the cleaned window, its labels, the profile and the contract."
+    from churnlab import trust
+
     layout = files.Layout(root)
-    pipeline, meta = models.load_model(config.resolve(args.model, root) if args.model else layout.model)
+    pipeline, meta, model_source, digest = trust.load_verified(trust.requested_model(args.model), root,
+                                                               os.environ.get(trust.MODEL_SHA256_ENV))
+    served_as = model_source.version or f"local-{digest[:12]}"  # what the service logs as model_version
     contract = meta["contract"]
     raw, source = monitoring_window(args.current, root, *map(sinks.since_timestamp, (args.since, args.until)))
     if problems := data.check_values(raw, contract):
         raise data.DataContractError(problems)
     window = data.clean_frame(raw, contract)
-    profile, score_profile, sample = monitor.read_reference(layout.reference)
+    profile, scores_reference, sample = monitor.read_reference(layout.reference)
     if args.reference:
         reference = data.clean_frame(data.read_table(config.resolve(args.reference, Path.cwd())), contract)
         profile, sample = drift.profile_reference(reference, contract), reference
-    scores = (raw["probability"].to_numpy(dtype=float) if "probability" in raw.columns
-              else models.score(pipeline, window, meta["threshold"])["probability"].to_numpy())
+    scores, versions = window_scores(raw, window, pipeline, meta, served_as)
+    profiles = scores_reference["profiles"]
+    for version in sorted(v for v in set(versions.tolist()) if v not in profiles):  # older: from the registry
+        if (found := registry_score_profile(model_source.registered_name, version)) is not None:
+            profiles[version] = found
     labels = window_labels(raw, args.labels, contract)
     encoded = None if labels is None else np.where(
         labels.notna(), data.encode_target(labels.fillna(""), contract["positive_label"]), np.nan)
     metrics_path = layout.metrics
     report = monitor.monitor_window(
-        profile, window, settings, scores=scores, score_profile=score_profile, labels=encoded,
+        profile, window, settings, scores=scores, score_profiles=profiles, score_versions=versions, labels=encoded,
         reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
         baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
     fires, why = monitor.retrain_decision(report, settings["retrain"])
     report = {"source": args.source or source, "created_at": datetime.now(UTC).isoformat(),
-              "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"]},
+              "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"],
+                        "version": served_as, "source": model_source.uri},
               **report, "retrain": {"decision": fires, "reason": why}}
     return report, window, labels, profile, contract
 
@@ -311,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--model", default=None, help="model folder or MLflow URI (default $CHURNLAB_MODEL_URI, "
-                   "else artifacts/model)")
+                   "else the registry's champion, else artifacts/model)")
     p.add_argument("--chunk-rows", type=int, default=100_000)
     p.add_argument("--explain", type=int, default=0, metavar="K", help="add each row's top K reason codes")
     p.add_argument("--deciles", action="store_true", help="add each row's score decile in the file (1 = highest)")
@@ -339,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="log rows before this time")
     p.add_argument("--reference", default=None, help="a data file to compare against (default: artifacts/reference)")
     p.add_argument("--labels", default=None, help="CSV/Parquet of labels keyed by request_id (+ idx) or the ids")
-    p.add_argument("--model", default=None, help="model folder scoring a window without scores (artifacts/model)")
+    p.add_argument("--model", default=None, help="model folder or MLflow URI (default "
+                   "$CHURNLAB_MODEL_URI, else the registry's champion): rescores a window without scores")
     p.add_argument("--output", default=None, help="write the JSON report here (default: stdout)")
     p.add_argument("--source", default=None, help="the window's name in the history (default: file name)")
     p.add_argument("--figures", default=None, metavar="DIR", help="write features.png and history.png here")

@@ -25,7 +25,7 @@ from .structures import ArtifactMeta, FeatureSpec, decide
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
            'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'contributions', 'reason_codes',
-           'save_model', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
+           'save_model', 'model_folder', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -176,32 +176,41 @@ def save_model(pipeline: Pipeline, meta: ArtifactMeta, directory: str | Path) ->
     return Path(directory)
 
 
+def model_folder(directory: str | Path) -> Path:
+    """The folder holding `model.skops`: a `train` folder itself, or inside a downloaded MLflow model
+    (`artifacts/model/` of the pyfunc, `pyfunc.log_model`; the model root in versions logged before it)."""
+    directory = Path(directory)
+    nested = directory / "artifacts" / "model"
+    return nested if (nested / MODEL_FILE).exists() else directory
+
+
 def load_model(directory: str | Path) -> tuple[Pipeline, ArtifactMeta]:
     """Load a saved candidate with the code's trusted-type list; returns (pipeline, metadata).
 
-    Reads a `train` folder (metadata in `churnlab.json`) or a downloaded MLflow model (in `MLmodel`)."""
+    Reads a `train` folder or a downloaded MLflow model (metadata in `churnlab.json`; in `MLmodel` for
+    versions logged before the pyfunc)."""
     import skops.io as sio
     import yaml
 
-    directory = Path(directory)
-    pipeline = sio.load(directory / MODEL_FILE, trusted=TRUSTED_TYPES)
-    if (directory / META_FILE).exists():
-        return pipeline, json.loads((directory / META_FILE).read_text())
-    return pipeline, yaml.safe_load((directory / "MLmodel").read_text())["metadata"]
+    folder = model_folder(directory)
+    pipeline = sio.load(folder / MODEL_FILE, trusted=TRUSTED_TYPES)
+    if (folder / META_FILE).exists():
+        return pipeline, json.loads((folder / META_FILE).read_text())
+    return pipeline, yaml.safe_load((folder / "MLmodel").read_text())["metadata"]
 
 
 def untrusted_types(directory: str | Path) -> list[str]:
     "The types skops does not trust by default in a saved model."
     import skops.io as sio
 
-    return sio.get_untrusted_types(file=Path(directory) / MODEL_FILE)
+    return sio.get_untrusted_types(file=model_folder(directory) / MODEL_FILE)
 
 # %% ../../nbs/03_models.ipynb #867c9ba3
 def artifact_files(directory: str | Path) -> list[Path]:
     "The files `load_model` reads from a model folder, sorted by name."
-    directory = Path(directory)
-    meta = directory / META_FILE if (directory / META_FILE).exists() else directory / "MLmodel"
-    return sorted([directory / MODEL_FILE, meta], key=lambda p: p.name)
+    folder = model_folder(directory)
+    meta = folder / META_FILE if (folder / META_FILE).exists() else folder / "MLmodel"
+    return sorted([folder / MODEL_FILE, meta], key=lambda p: p.name)
 
 
 def artifact_sha256(directory: str | Path) -> str:

@@ -14,11 +14,12 @@ import pandas as pd
 
 from . import evaluate, files
 from .structures import Contract
-from .drift import dataset_drift, domain_classifier_auc, feature_drift, prediction_drift
+from .drift import dataset_drift, domain_classifier_auc, feature_drift, numeric_profile, prediction_drift
 
 # %% auto #0
 __all__ = ['PERFORMANCE_METRICS', 'join_labels', 'performance', 'alerts_of', 'retrain_decision', 'monitored_columns_of',
-           'monitor_window', 'write_reference', 'read_reference', 'labelled_batch', 'production_path']
+           'version_prediction_drift', 'monitor_window', 'score_reference', 'write_reference', 'read_reference',
+           'labelled_batch', 'production_path']
 
 # %% ../../nbs/10b_monitor.ipynb #cca763f7
 PERFORMANCE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
@@ -96,11 +97,37 @@ def monitored_columns_of(profile: dict[str, Any]) -> dict[str, str]:
     return {c: p["kind"] for c, p in profile["columns"].items()}
 
 
+def version_prediction_drift(profiles: dict[str, dict], scores: np.ndarray, versions: np.ndarray,
+                             settings: dict[str, Any]) -> dict[str, Any]:
+    """Prediction drift of each model version's scores against that version's own test-score profile.
+    Top level: the version with most rows (and `drift` if any version drifted); `by_version`: each one;
+    `unmatched_rows`: rows of versions without a profile (reported, never compared)."""
+    versions = np.asarray(versions).astype(str)
+    results, unmatched = {}, {}
+    for version in sorted(set(versions.tolist())):
+        mine = np.asarray(scores, dtype=float)[versions == version]
+        if version in profiles:
+            results[version] = prediction_drift(profiles[version], mine, settings["score_psi_threshold"],
+                                                settings["score_mean_shift"], settings["score_std_ratio"])
+        else:
+            unmatched[version] = int(len(mine))
+    if not results:
+        return {"method": "psi", "drift": False, "reasons": [], "by_version": {}, "unmatched_rows": unmatched,
+                "note": f"no test-score profile for model versions {sorted(unmatched)}: scores not compared"}
+    main = max(results, key=lambda v: (results[v]["rows"], v))
+    reasons = [f"v{v}: {why}" for v, r in results.items() for why in r["reasons"]]
+    return {**results[main], "model_version": main, "drift": any(r["drift"] for r in results.values()),
+            "reasons": reasons, "by_version": results, "unmatched_rows": unmatched}
+
+
 def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dict[str, Any], *,
                    scores: np.ndarray | None = None, score_profile: dict[str, Any] | None = None,
+                   score_profiles: dict[str, dict] | None = None, score_versions: np.ndarray | None = None,
                    reference_sample: pd.DataFrame | None = None, labels: np.ndarray | None = None,
                    threshold: float | None = None, baseline: dict[str, float] | None = None) -> dict[str, Any]:
-    "The monitoring report of one window (the JSON `churnlab monitor` writes), alerts included."
+    """The monitoring report of one window (the JSON `churnlab monitor` writes), alerts included. Scores are
+    compared with `score_profile`, or, given `score_versions` (the model version of each row), each with its
+    own version's profile in `score_profiles`."""
     features = feature_drift(profile, current, settings["alpha"], settings["test_max_rows"],
                              settings["wasserstein_threshold"], settings["jensen_shannon_threshold"],
                              settings["missing_share_change"])
@@ -108,7 +135,9 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
     report: dict[str, Any] = {"rows": int(len(current)), "dataset_drift": drift, "drift_share": share,
                               "features": features, "prediction_drift": None, "multivariate": None,
                               "performance": None}
-    if scores is not None and score_profile is not None:
+    if scores is not None and score_versions is not None and score_profiles is not None:
+        report["prediction_drift"] = version_prediction_drift(score_profiles, scores, score_versions, settings)
+    elif scores is not None and score_profile is not None:
         report["prediction_drift"] = prediction_drift(score_profile, scores, settings["score_psi_threshold"],
                                                       settings["score_mean_shift"], settings["score_std_ratio"])
     if reference_sample is not None:
@@ -123,20 +152,48 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
     report["alerts"], report["warnings"] = alerts_of(report, settings)
     return report
 
-# %% ../../nbs/10b_monitor.ipynb #8b310f45
-def write_reference(directory: Path, profile: dict, score_profile: dict, sample: pd.DataFrame) -> None:
-    "Write the reference profile, the score profile and the row sample (each file atomically)."
+# %% ../../nbs/10b_monitor.ipynb #0d850fe6
+def score_reference(test_scores: pd.DataFrame, promotion: dict[str, Any], candidate_sha256: str) -> dict[str, Any]:
+    "Test-score profiles per model version (candidate and champion) from the evaluate stage's scores and gate."
+    candidate, champion = str(promotion["registered_version"]), promotion.get("champion_version")
+    own = numeric_profile(test_scores["probability"].to_numpy(dtype=float))
+    profiles = {candidate: own, f"local-{candidate_sha256[:12]}": own}
+    if champion is not None and str(champion) != candidate and "champion_probability" in test_scores:
+        theirs = test_scores["champion_probability"].to_numpy(dtype=float)
+        if np.isfinite(theirs).any():
+            profiles[str(champion)] = numeric_profile(theirs)
+    return {"candidate": candidate, "champion": str(champion or candidate), "profiles": profiles}
+
+
+def write_reference(directory: Path, profile: dict, scores_reference: dict, sample: pd.DataFrame) -> None:
+    "Write the reference profile, the score profiles (`score_reference`) and the row sample (each atomically)."
     files.atomic_write_text(directory / "profile.json", json.dumps(profile) + "\n")
-    files.atomic_write_text(directory / "scores.json", json.dumps(score_profile) + "\n")
+    files.atomic_write_text(directory / "scores.json", json.dumps(scores_reference) + "\n")
     files.atomic_write_bytes(directory / "sample.parquet", sample.to_parquet(index=False))
 
 
+class _AnyVersion(dict):
+    "One bare profile (a reference written before versions) as the profile of every version."
+
+    def __init__(self, profile: dict):
+        super().__init__()
+        self.profile = profile
+
+    def __contains__(self, version) -> bool:
+        return True
+
+    def __missing__(self, version) -> dict:
+        return self.profile
+
+
 def read_reference(directory: Path) -> tuple[dict, dict, pd.DataFrame]:
-    "The stored `(profile, score_profile, sample)`."
+    "The stored `(profile, scores_reference, sample)`; `scores_reference['profiles']` maps version -> profile."
     if not (directory / "profile.json").exists():
         raise FileNotFoundError(f"no reference profile in {directory}: run `dvc repro monitor` (or `make repro`)")
-    return (json.loads((directory / "profile.json").read_text()), json.loads((directory / "scores.json").read_text()),
-            pd.read_parquet(directory / "sample.parquet"))
+    scores = json.loads((directory / "scores.json").read_text())
+    if "profiles" not in scores:
+        scores = {"candidate": None, "champion": None, "profiles": _AnyVersion(scores)}
+    return json.loads((directory / "profile.json").read_text()), scores, pd.read_parquet(directory / "sample.parquet")
 
 # %% ../../nbs/10b_monitor.ipynb #2e4a0d82
 def labelled_batch(window: pd.DataFrame, labels: pd.Series, contract: Contract,

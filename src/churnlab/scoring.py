@@ -21,11 +21,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import data
+from .structures import ArtifactMeta, decide
 
 log = logging.getLogger("churnlab.serve")
 
 # %% auto #0
-__all__ = ['log', 'UNSEEN', 'typed_frame', 'raw_frame', 'FastScorer', 'random_records', 'compile_scorer']
+__all__ = ['log', 'UNSEEN', 'typed_frame', 'raw_frame', 'FastScorer', 'random_records', 'compile_scorer', 'score_frame']
 
 # %% ../../nbs/09b_scoring.ipynb #4af4745d
 UNSEEN = "\x00unseen"  # a level no training data holds
@@ -307,3 +308,16 @@ def compile_scorer(model, check_rows: int = 64, tolerance: float = 1e-9) -> Fast
         log.warning("compiled scorer disagrees with the pipeline; serving through the pipeline")
         return None
     return scorer
+
+# %% ../../nbs/09b_scoring.ipynb #15eac299
+def score_frame(frame: pd.DataFrame, pipeline, meta: ArtifactMeta, scorer: FastScorer | None = None) -> pd.DataFrame:
+    "`prediction` and `probability` of raw rows (checked against the contract), one per row, index 0..n-1."
+    problems = data.check_values(frame, meta["contract"])
+    if problems:
+        raise data.DataContractError(problems)
+    frame = data.parse_numbers(frame, meta["contract"])  # "1,234.5" as training read it
+    if scorer is not None:
+        proba = scorer.predict_proba(scorer.columns_from_frame(frame))
+    else:
+        proba = pipeline.predict_proba(frame)[:, 1]
+    return pd.DataFrame({"prediction": decide(proba, meta["threshold"]), "probability": proba})

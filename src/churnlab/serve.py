@@ -32,13 +32,13 @@ from .predlog import PredictionLog
 from .schema import ERROR_RESPONSES, BatchPrediction, Prediction, Problem, record_type, validation_detail
 from .scoring import FastScorer, compile_scorer, raw_frame
 from .structures import ArtifactMeta, decide
-from .trust import ModelSource, load_verified
+from .trust import ModelSource, load_verified, requested_model
 
 log = logging.getLogger("churnlab.serve")
 
 # %% auto #0
 __all__ = ['log', 'API_KEY', 'Served', 'load_served', 'score_records', 'ServeSettings', 'FastJSONResponse', 'follow_alias',
-           'authorised', 'refused', 'invalid_request', 'index', 'health', 'ready', 'model_info', 'predict',
+           'authorised', 'refused', 'invalid_request', 'index', 'health', 'ready', 'model_info', 'explained', 'predict',
            'predict_batch', 'prometheus', 'add_routes', 'lifespan', 'create_app']
 
 # %% ../../nbs/09f_serve.ipynb #c58df0b2
@@ -71,9 +71,10 @@ def _contract_frame(served: Served, records: list[dict[str, Any]]) -> pd.DataFra
     return raw_frame(records, {c: spec["dtype"] for c, spec in served.meta["contract"]["columns"].items()})
 
 
-def score_records(served: Served, records: list[dict[str, Any]]) -> tuple[np.ndarray, list[list[str]]]:
-    "Probabilities and novelty flags for validated records (the compiled path, else the pipeline)."
-    if served.scorer is not None:
+def score_records(served: Served, records: list[dict[str, Any]],
+                  through_pipeline: bool = False) -> tuple[np.ndarray, list[list[str]]]:
+    "Probabilities and novelty flags for validated records (the compiled path unless `through_pipeline` or none)."
+    if served.scorer is not None and not through_pipeline:
         cols = served.scorer.columns(records)
         proba = served.scorer.predict_proba(cols)
     else:
@@ -208,14 +209,18 @@ async def model_info(request: Request) -> dict[str, Any]:
             "run_id": s.meta.get("mlflow_run_id"), "data_md5": s.meta.get("data_md5"),
             "contract_fingerprint": s.meta.get("contract_fingerprint"), "threshold": s.meta["threshold"],
             "calibration": s.meta.get("calibration"), "fast_path": s.scorer is not None,
+            "mode": "pinned" if s.source.pinned else "following" if s.source.follows_alias else "fixed",
             "metrics": {f"cv_{s.meta.get('cv_metric')}": s.meta.get("cv_mean"), **scores}}
 
 
-def _reasons(served: Served, record: dict[str, Any], explain: int) -> list[dict[str, Any]]:
-    codes = models.reason_codes(served.pipeline, _contract_frame(served, [record]), served.meta["feature_means"],
-                                explain)
-    return [{"feature": codes[f"reason_{i}"].iloc[0], "contribution": float(codes[f"contribution_{i}"].iloc[0])}
-            for i in range(1, explain + 1) if f"reason_{i}" in codes and codes[f"reason_{i}"].iloc[0] is not None]
+def explained(served: Served, record: dict[str, Any], explain: int) -> tuple[np.ndarray, list[list[str]], list[dict]]:
+    "Probability, flags and top `explain` reason codes, all from the pipeline (the model the reasons decompose)."
+    proba, flags = score_records(served, [record], through_pipeline=True)
+    frame = _contract_frame(served, [record])
+    codes = models.reason_codes(served.pipeline, frame, served.meta["feature_means"], explain)
+    reasons = [{"feature": codes[f"reason_{i}"].iloc[0], "contribution": float(codes[f"contribution_{i}"].iloc[0])}
+               for i in range(1, explain + 1) if f"reason_{i}" in codes and codes[f"reason_{i}"].iloc[0] is not None]
+    return proba, flags, reasons
 
 
 async def predict(request: Request, explain: int = Query(0, ge=0, le=20, description="top K reason codes")):
@@ -225,12 +230,18 @@ async def predict(request: Request, explain: int = Query(0, ge=0, le=20, descrip
         record = s.record.validate_json(await request.body())
     except ValidationError as error:
         return _invalid_body(request, error)
-    proba, flags = score_records(s, [record])
+    reasons = None
+    if explain:  # the probability and its reasons from the same pipeline call, in a worker thread
+        proba, flags, reasons = await asyncio.to_thread(explained, s, record, explain)
+    elif s.scorer is not None:  # the compiled path: microseconds, on the event loop
+        proba, flags = score_records(s, [record])
+    else:  # the pipeline (milliseconds, more for a forest or a network): off the event loop, /ready stays free
+        proba, flags = await asyncio.to_thread(score_records, s, [record])
     label = decide(proba, s.meta["threshold"])
     out = {"request_id": request.state.request_id, "model_version": s.version, "prediction": int(label[0]),
            "probability": float(proba[0]), "threshold": s.meta["threshold"], "flags": flags[0]}
-    if explain:
-        out["reasons"] = await asyncio.to_thread(_reasons, s, record, explain)
+    if reasons is not None:
+        out["reasons"] = reasons
     state.predictions.append(_log_rows(request.state.request_id, s, [record], proba, label, flags))
     state.metrics.scored(proba, flags)
     return FastJSONResponse(out)  # documented by `Prediction`, rendered directly
@@ -296,7 +307,11 @@ async def lifespan(app: FastAPI):
     limiter = anyio.to_thread.current_default_thread_limiter()
     limiter.total_tokens = max(limiter.total_tokens, 64)
     state = app.state
-    follower = asyncio.create_task(follow_alias(app, state.root, state.settings)) if state.served.source.alias else None
+    source = state.served.source
+    follower = asyncio.create_task(follow_alias(app, state.root, state.settings)) if source.follows_alias else None
+    if source.alias and source.pinned:
+        log.info("serving %s version %s pinned by %s: alias moves are not followed", source.uri,
+                 state.served.version, "CHURNLAB_MODEL_SHA256")
     gc.freeze()  # the model and libraries are long-lived: keep them out of every garbage collection
     state.ready = True
     yield
@@ -308,12 +323,14 @@ async def lifespan(app: FastAPI):
 
 def create_app(model: str | None = None, root: Path | None = None, settings: ServeSettings | None = None) -> FastAPI:
     """The service (the app factory): loads and verifies the model now, so a bad artifact stops startup.
-    `model`: a folder or `models:/` URI; default `serve.model_uri`, else the champion, else `artifacts/model/`."""
+    `model`: a folder or `models:/` URI; default `$CHURNLAB_MODEL_URI`, `serve.model_uri`, else the champion
+    (`trust`'s model policy; `artifacts/model/` only while no champion exists)."""
     from threadpoolctl import threadpool_limits
 
     root = root or config.service_root()
     settings = settings or ServeSettings.from_environment(root)
-    served = load_served(model or settings.model_uri, root, settings.model_sha256, settings.max_batch_size)
+    served = load_served(requested_model(model) or settings.model_uri, root, settings.model_sha256,
+                         settings.max_batch_size)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     metrics = ServiceMetrics()

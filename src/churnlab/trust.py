@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,10 @@ import yaml
 from . import config, data, files, models, track
 
 # %% auto #0
-__all__ = ['ModelTrustError', 'ModelSource', 'dvc_locked_hash', 'verify', 'resolve_source', 'load_verified']
+__all__ = ['MODEL_URI_ENV', 'MODEL_SHA256_ENV', 'ModelTrustError', 'ModelSource', 'dvc_locked_hash', 'verify', 'requested_model',
+           'resolve_source', 'load_verified']
 
-# %% ../../nbs/09a_trust.ipynb #84a48569
+# %% ../../nbs/09a_trust.ipynb #4f231787
 class ModelTrustError(RuntimeError):
     "The artifact does not match the hash it must have, or no trusted hash exists for it."
 
@@ -37,6 +39,17 @@ class ModelSource:
     alias: str | None = None
     expected: dict[str, str] = field(default_factory=dict)  # channel -> hash
     tags: dict[str, str] = field(default_factory=dict)  # the registry version's tags
+    download: Path | None = None  # the folder of this process's own registry download, removed once loaded
+
+    @property
+    def pinned(self) -> bool:
+        "Whether `$CHURNLAB_MODEL_SHA256` pins one artifact (then a moved alias is never followed)."
+        return "CHURNLAB_MODEL_SHA256" in self.expected
+
+    @property
+    def follows_alias(self) -> bool:
+        "Whether a service should swap in the version its alias moves to (an alias, not pinned)."
+        return self.alias is not None and not self.pinned
 
 
 def dvc_locked_hash(root: Path, out: str = files.Layout.paths()["model"], stage: str = "train") -> str | None:
@@ -61,8 +74,14 @@ def verify(source: ModelSource) -> str:
                                   f"found {found[:16]}...): refusing to load it")
     return actual
 
-# %% ../../nbs/09a_trust.ipynb #5045f005
+# %% ../../nbs/09a_trust.ipynb #108f4278
+MODEL_URI_ENV, MODEL_SHA256_ENV = "CHURNLAB_MODEL_URI", "CHURNLAB_MODEL_SHA256"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+
+
+def requested_model(explicit: str | None = None) -> str | None:
+    "The model a consumer was asked for: `explicit` (`--model`), else `$CHURNLAB_MODEL_URI`, else None (champion)."
+    return explicit or os.environ.get(MODEL_URI_ENV) or None
 
 
 def _registry_source(uri: str) -> ModelSource:
@@ -80,11 +99,12 @@ def _registry_source(uri: str) -> ModelSource:
     folder = tempfile.mkdtemp(prefix="churnlab-model-")
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=folder))
     expected = {"registry tag model_sha256": version.tags["model_sha256"]} if "model_sha256" in version.tags else {}
-    return ModelSource(uri, local, str(version.version), name, alias, expected, dict(version.tags))
+    return ModelSource(uri, local, str(version.version), name, alias, expected, dict(version.tags),
+                       download=Path(folder))
 
 
 def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> ModelSource:
-    "The model to serve (see above), with its expected hashes; `sha256` is `$CHURNLAB_MODEL_SHA256`."
+    "The model the policy gives for `model`, with its expected hashes; `sha256` pins one artifact."
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     layout = files.Layout(root)
@@ -105,13 +125,17 @@ def resolve_source(model: str | None, root: Path, sha256: str | None = None) -> 
         locked = dvc_locked_hash(root) if local.resolve() == layout.model.resolve() else None
         source = ModelSource(str(local), local, expected={"dvc.lock": locked} if locked else {})
     if sha256:
-        source.expected["CHURNLAB_MODEL_SHA256"] = sha256
+        source.expected[MODEL_SHA256_ENV] = sha256
     return source
 
-# %% ../../nbs/09a_trust.ipynb #dd264bbc
+# %% ../../nbs/09a_trust.ipynb #c44d61c3
 def load_verified(model: str | None, root: Path, sha256: str | None = None) -> tuple[Any, dict, ModelSource, str]:
     "(pipeline, metadata, source, SHA-256) of a model that passed `verify` (`model`: see `resolve_source`)."
     source = resolve_source(model, root, sha256)
-    digest = verify(source)
-    pipeline, meta = models.load_model(source.local)
+    try:
+        digest = verify(source)
+        pipeline, meta = models.load_model(source.local)
+    finally:
+        if source.download is not None:  # the model is in memory (or refused): the downloaded copy goes
+            shutil.rmtree(source.download, ignore_errors=True)
     return pipeline, meta, source, digest
