@@ -110,6 +110,7 @@ bench: setup $(DATA)
 	$(PY) bench/nn.py $(if $(QUICK),--quick,)
 	$(PY) bench/tune.py $(if $(QUICK),--quick,)
 	$(PY) bench/serve.py $(if $(QUICK),--quick,)
+	$(PY) bench/shadow.py $(if $(QUICK),--quick,)
 	$(PY) bench/monitor.py $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
 

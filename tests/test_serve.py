@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -501,6 +503,9 @@ def test_kubernetes_manifests_validate():
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    spool = next(m for m in container["volumeMounts"] if m["mountPath"] == "/app/logs/predictions.spool")
+    assert "persistentVolumeClaim" in volumes[spool["name"]]  # the spool outlives the pod
 
 
 def _dockerfile() -> tuple[list[str], dict[str, str], list[str]]:
@@ -645,3 +650,184 @@ def test_a_refused_candidate_leaves_predict_and_the_service_on_the_champion(pipe
     finally:
         subprocess.run(["git", "checkout", "--", "."], cwd=pipeline, check=True)
         dvc(pipeline, "checkout", "--force")
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"{name} "))
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+def test_a_postgresql_outage_loses_no_answered_prediction(pipeline, tmp_path, test_rows):
+    "PostgreSQL stopped mid-load and restarted: every answered prediction is in the log exactly once."
+    import threading
+
+    import sqlalchemy
+    import standins
+
+    if not standins.PG_BINS or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("PostgreSQL server binaries (or root, to run them as `nobody`) missing: run `make test-deps`")
+    data_dir, port = Path(tempfile.mkdtemp(prefix="churnlab-pg-", dir="/tmp")), standins.free_port()
+    url = standins.start_postgres(data_dir, port, ("predictions",)) + "/predictions"
+    spool = tmp_path / "spool"
+    server = Server(pipeline, tmp_path, CHURNLAB_PREDICTION_LOG_URL=url, CHURNLAB_PREDICTION_SPOOL=str(spool))
+    answered: dict[str, int] = {}
+    stop, failures = threading.Event(), []
+
+    def client(offset: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            i = offset
+            while not stop.is_set():
+                batch = test_rows[1][i % 400 : i % 400 + 5]
+                response = http.post("/predict_batch", json=batch)
+                if response.status_code != 200:
+                    failures.append(response.text)
+                    return
+                answered[response.json()["request_id"]] = len(batch)
+                i += 5
+
+    try:
+        server.wait_ready()
+        threads = [threading.Thread(target=client, args=(k * 100,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        rss_before = _rss_mb(server.process.pid)
+        standins.pause_postgres(data_dir)  # the outage, mid-load
+        time.sleep(4)
+        during = _metric(server.url, "churnlab_prediction_log_spooled_rows_total")
+        rss_during = _rss_mb(server.process.pid)
+        standins.resume_postgres(data_dir, port)
+        time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not failures, failures[:3]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            _metric(server.url, "churnlab_prediction_log_replayed_rows_total")
+            < _metric(server.url, "churnlab_prediction_log_spooled_rows_total")
+        ):
+            time.sleep(0.5)
+        spooled = _metric(server.url, "churnlab_prediction_log_spooled_rows_total")
+        assert during > 0, "the outage sent rows to the spool"
+        assert _metric(server.url, "churnlab_prediction_log_replayed_rows_total") == spooled
+        assert _metric(server.url, "churnlab_prediction_log_dropped_rows_total") == 0
+        assert rss_during - rss_before < 150, (rss_before, rss_during)  # rows go to disk, not to memory
+    finally:
+        stop.set()
+        assert server.stop() in STOPPED
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as conn:
+            logged = conn.exec_driver_sql("select request_id, count(*) from predictions group by request_id").all()
+        engine.dispose()
+        standins.stop_postgres(data_dir)
+    assert dict(logged) == answered  # every answered record, once, and nothing else
+    assert not list(spool.glob("*.jsonl"))
+
+
+def test_with_a_verify_key_only_an_artifact_signed_by_its_private_key_is_served(pipeline, tmp_path):
+    "Authenticity: hashes pinned and correct, but a foreign or missing signature still stops startup."
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from churnlab import trust
+
+    def pair(name: str) -> tuple[Path, Path]:
+        key = Ed25519PrivateKey.generate()
+        private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        public.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        return private, public
+
+    (ours, ours_public), (theirs, _) = pair("ours"), pair("theirs")
+    folder = tmp_path / "model"
+    shutil.copytree(pipeline / "artifacts/model", folder)
+    env = {"CHURNLAB_MODEL_SHA256": models.artifact_sha256(folder), "CHURNLAB_VERIFY_KEY": str(ours_public)}
+    for signer, refusal in ((None, "is not signed"), (theirs, "not signed by the key")):
+        if signer:
+            trust.sign_artifact(folder, str(signer))
+        refused = Server(pipeline, tmp_path, "--model", str(folder), **env)
+        assert refused.process.wait(60) != 0, "a model without our signature was served"
+        assert refusal in refused.output.read_text() and "Traceback" not in refused.output.read_text()
+    trust.sign_artifact(folder, str(ours))
+    Server(pipeline, tmp_path, "--model", str(folder), **env).wait_ready().stop()
+
+
+def test_a_shadow_challenger_scores_every_record_off_the_response_path(pipeline, tmp_path, test_rows):
+    "`serve.shadow: true`: the challenger's score of each answered record is logged, and the monitor compares."
+    import mlflow
+
+    from churnlab import pyfunc, registry
+
+    store = tmp_path / "mlflow.db"
+    shutil.copy(pipeline / "mlflow.db", store)
+    uri = f"sqlite:///{store}"
+    mlflow.set_tracking_uri(uri)
+    other = _other_model(pipeline, tmp_path / "challenger")  # a different model, threshold 0.1
+    _, meta = models.load_model(other)
+    frame = test_rows[0].drop(columns=["churn"])
+    mlflow.set_experiment("churnlab")  # the copy's experiment: artifacts stay in the copy's mlruns/
+    with mlflow.start_run() as run:
+        pyfunc.log_model(other, frame.head(5), meta)
+    name = f"churnlab-{meta['contract_fingerprint']}"
+    version = registry.register(other, {**meta, "mlflow_run_id": run.info.run_id}, frame.head(5), name, {})
+    mlflow.MlflowClient().set_registered_model_alias(name, "challenger", version)
+    params_path = pipeline / "params.yaml"
+    saved = params_path.read_text()
+    params = yaml.safe_load(saved)
+    params["serve"]["shadow"] = True
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        server = Server(pipeline, tmp_path, MLFLOW_TRACKING_URI=uri).wait_ready()
+        try:
+            assert httpx.get(f"{server.url}/model").json()["shadow"] == version
+            done, failures = asyncio.run(_load(server.url, test_rows[1], clients=4, seconds=3))
+        finally:
+            assert server.stop() in STOPPED
+    finally:
+        params_path.write_text(saved)
+    assert failures == 0 and done
+    with sqlite3.connect(server.log_db) as conn:
+        served = conn.execute("select request_id, idx, features from predictions order by request_id, idx").fetchall()
+        shadow = conn.execute(
+            "select request_id, idx, model_version, probability, prediction from shadow_predictions "
+            "order by request_id, idx"
+        ).fetchall()
+    assert [(r, i) for r, i, _ in served] == [(r, i) for r, i, *_ in shadow]  # every answered record, once
+    assert {v for _, _, v, _, _ in shadow} == {version}
+    challenger, _ = models.load_model(other)
+    records = [json.loads(f) for _, _, f in served[:20]]
+    expected = challenger.predict_proba(
+        scoring.raw_frame(records, {c: s["dtype"] for c, s in meta["contract"]["columns"].items()})
+    )[:, 1]
+    np.testing.assert_allclose([p for *_, p, _ in shadow[:20]], expected, rtol=0, atol=1e-9)
+    assert all(y == int(p >= 0.1) for *_, p, y in shadow)  # the challenger's own threshold
+    labels = pd.DataFrame({"request_id": [r for r, _, _ in served], "idx": [i for _, i, _ in served]})
+    labels["churn"] = np.where(np.arange(len(labels)) % 3 == 0, "Yes", "No")
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    env = project_env(pipeline) | {"MLFLOW_TRACKING_URI": uri}
+    command = [
+        str(BIN / "churnlab"),
+        "monitor",
+        "--current",
+        f"sqlite:///{server.log_db}",
+        "--no-multivariate",
+        "--labels",
+        str(tmp_path / "labels.csv"),
+    ]
+    result = subprocess.run(command, cwd=pipeline, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    comparison = json.loads(result.stdout)["shadow"][version]
+    assert comparison["rows"] == len(served) and 0 <= comparison["agreement"] < 1  # thresholds 0.1 vs the champion's
+    assert comparison["labelled"]["rows"] == len(served) and comparison["labelled"]["p_value"] is not None

@@ -70,6 +70,23 @@ def start_postgres(data_dir: Path, port: int, databases: tuple[str, ...]) -> str
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}"
 
 
+def _pg_ctl(data_dir: Path, *args: str) -> None:
+    command = [PG_BINS[-1] / "pg_ctl", "-D", data_dir / "db", "-l", data_dir / "log", *args]
+    result = subprocess.run([*_as_server_user(), *command], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"PostgreSQL: pg_ctl {args[-1]} failed:\n{result.stdout}{result.stderr}")
+
+
+def pause_postgres(data_dir: Path) -> None:
+    "Stop the cluster in `data_dir` at once (an outage), keeping its data."
+    _pg_ctl(data_dir, "-m", "immediate", "-w", "stop")
+
+
+def resume_postgres(data_dir: Path, port: int) -> None:
+    "Start a paused cluster again on `port`."
+    _pg_ctl(data_dir, "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off", "-w", "start")
+
+
 def stop_postgres(data_dir: Path) -> None:
     "Stop the cluster in `data_dir` (immediately) and delete it."
     if PG_BINS and (data_dir / "db").exists():

@@ -72,6 +72,7 @@ display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['ro
                  f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f}); score profiles for "
                  f"model versions {sorted(scores_reference['profiles'])} (champion: v{scores_reference['champion']})"))
 
+
 # %% [markdown]
 # ## Demo batches from holdout (the shifted one is simulated)
 

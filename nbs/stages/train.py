@@ -30,7 +30,7 @@ import json
 import pandas as pd
 from IPython.display import Markdown, display
 
-from churnlab import config, features, files, models, pyfunc, selection, splits, track, workflow
+from churnlab import config, features, files, models, pyfunc, selection, splits, track, trust, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -115,7 +115,11 @@ with track.stage_run("train", params, root) as run:
                      "target_encoding": verdict})
     meta["mlflow_run_id"] = run.info.run_id
     models.save_model(candidate, meta, layout.model)
+    signed = trust.sign_artifact(layout.model)  # with $CHURNLAB_SIGNING_KEY: churnlab.sig beside the model
     pyfunc.log_model(layout.model, X.head(5), meta)  # the folder as an MLflow pyfunc: what `evaluate` registers
+    mlflow.set_tag("signed", str(signed).lower())
+display(Markdown(f"Saved to `{layout.paths()['model']}` and logged to MLflow run `{run.info.run_id}`; "
+                 + ("signed with `$CHURNLAB_SIGNING_KEY`." if signed else "not signed (no `$CHURNLAB_SIGNING_KEY`).")))
 files.atomic_write_text(layout.cv,
                          json.dumps(cv_summary, indent=2, sort_keys=True) + "\n")
 files.atomic_write_text(layout.timings, json.dumps(timings, indent=2) + "\n")

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, data, drift, files, models, monitor, plots, sinks, workflow
-from .structures import ArtifactMeta, Contract
+from . import config, data, files, models, monitor, plots, sinks, windows, workflow
+from .structures import ArtifactMeta
 
 # %% auto #0
 __all__ = ['iter_chunks', 'score_deciles', 'predict_file', 'cmd_predict', 'cmd_serve', 'cmd_validate', 'cmd_alias', 'cmd_init',
-           'cmd_tune', 'monitoring_window', 'window_labels', 'publish', 'write_figures', 'retrain',
-           'registry_score_profile', 'window_scores', 'monitoring_run', 'cmd_monitor', 'build_parser', 'main']
+           'cmd_tune', 'publish', 'write_figures', 'retrain', 'cmd_monitor', 'build_parser', 'main']
 
 # %% ../../nbs/06_cli.ipynb #14fcb57f
 def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: str = ".") -> Iterator[pd.DataFrame]:
@@ -167,36 +166,6 @@ def cmd_tune(args) -> int:
     return 0
 
 # %% ../../nbs/06_cli.ipynb #1cb0437d
-def monitoring_window(current: str, root: Path, since: str | None, until: str | None) -> tuple[pd.DataFrame, str]:
-    "The window `--current` names (a file, `predictions`, or a database URL) and its default source label."
-    if current == "predictions" or "://" in current:
-        url = config.prediction_log_url(root) if current == "predictions" else current
-        window = sinks.read_prediction_log(url, since, until)
-        if window.empty:
-            raise ValueError(f"the prediction log has no rows{f' since {since}' if since else ''}")
-        return window, "predictions"
-    path = config.resolve(current, Path.cwd())
-    return data.read_table(path), path.name
-
-
-def window_labels(window: pd.DataFrame, labels_path: str | None, contract: Contract) -> pd.Series | None:
-    "The window's label text (missing where none arrived), or None when it has no labels at all."
-    target = contract["target"]
-    if labels_path:
-        ids = [c for c, s in contract["columns"].items() if s["role"] == "id"]
-        raw = monitor.join_labels(window, data.read_table(config.resolve(labels_path, Path.cwd())), target, ids)
-    elif target in window.columns:
-        raw = window[target]
-    else:
-        return None
-    labels = data.clean_frame(pd.DataFrame({target: raw}), contract)[target]
-    unknown = labels.notna() & ~labels.isin(contract["classes"])
-    if unknown.any():
-        raise ValueError(f"labels: {int(unknown.sum())} values outside the classes {contract['classes']}, e.g. "
-                         f"{labels[unknown].iloc[0]!r} at row {int(np.flatnonzero(unknown)[0])}")
-    return labels
-
-
 def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str]:
     "History, Prometheus textfile and Pushgateway, webhook (on alerts); the delivery failures, if any."
     from prometheus_client import push_to_gateway, write_to_textfile
@@ -221,7 +190,6 @@ def publish(report: dict, settings: dict, source: str, ts: datetime) -> list[str
             failures.append(f"webhook {webhook}: {e}")
     return failures
 
-
 def write_figures(folder: Path, profile: dict, window: pd.DataFrame, report: dict, settings: dict) -> None:
     "`features.png` (reference vs window, per column) and `history.png` (every recorded run over time)."
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +197,6 @@ def write_figures(folder: Path, profile: dict, window: pd.DataFrame, report: dic
         folder / "features.png")
     history = sinks.read_history(config.monitoring_history_url(settings.get("history_url")))
     plots.plot_history(history, plots.history_thresholds(settings)).savefig(folder / "history.png")
-
 
 def retrain(batch: pd.DataFrame, root: Path) -> dict:
     """Write the labelled batch to `data/production/<date>.parquet`, make it a new DVC data version
@@ -244,74 +211,10 @@ def retrain(batch: pd.DataFrame, root: Path) -> dict:
         subprocess.run([*dvc, "push"], cwd=root, check=True)
     return json.loads(files.Layout(root).promotion.read_text())
 
-
-def registry_score_profile(name: str | None, version: str) -> dict | None:
-    "The test-score profile the monitor stage logged for registered `version` (None when there is none)."
-    import mlflow
-
-    from churnlab import track
-
-    if name is None or not version.isdigit():
-        return None
-    try:
-        run_id = track.version_tags(name, version).get("score_profile_run_id")
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/score_profile.json") if run_id else None
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def window_scores(raw: pd.DataFrame, window: pd.DataFrame, pipeline, meta: ArtifactMeta,
-                  served_as: str) -> tuple[np.ndarray, np.ndarray]:
-    "Each window row's score and the model version that made it (logged, else rescored now as `served_as`)."
-    if "probability" in raw.columns:
-        versions = raw["model_version"].astype("str").to_numpy() if "model_version" in raw.columns else None
-        return raw["probability"].to_numpy(dtype=float), versions if versions is not None else np.full(
-            len(raw), served_as)
-    return models.score(pipeline, window, meta["threshold"])["probability"].to_numpy(), np.full(len(window), served_as)
-
-
-def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame, pd.Series | None, dict, dict]:
-    "The report on the window `args` names, with the cleaned window, its labels, the profile and the contract."
-    from churnlab import trust
-
-    layout = files.Layout(root)
-    pipeline, meta, model_source, digest = trust.load_verified(trust.requested_model(args.model), root,
-                                                               os.environ.get(trust.MODEL_SHA256_ENV))
-    served_as = model_source.version or f"local-{digest[:12]}"  # what the service logs as model_version
-    contract = meta["contract"]
-    raw, source = monitoring_window(args.current, root, *map(sinks.since_timestamp, (args.since, args.until)))
-    if problems := data.check_values(raw, contract):
-        raise data.DataContractError(problems)
-    window = data.clean_frame(raw, contract)
-    profile, scores_reference, sample = monitor.read_reference(layout.reference)
-    if args.reference:
-        reference = data.clean_frame(data.read_table(config.resolve(args.reference, Path.cwd())), contract)
-        profile, sample = drift.profile_reference(reference, contract), reference
-    scores, versions = window_scores(raw, window, pipeline, meta, served_as)
-    profiles = scores_reference["profiles"]
-    for version in sorted(v for v in set(versions.tolist()) if v not in profiles):  # older: from the registry
-        if (found := registry_score_profile(model_source.registered_name, version)) is not None:
-            profiles[version] = found
-    labels = window_labels(raw, args.labels, contract)
-    encoded = None if labels is None else np.where(
-        labels.notna(), data.encode_target(labels.fillna(""), contract["positive_label"]), np.nan)
-    metrics_path = layout.metrics
-    report = monitor.monitor_window(
-        profile, window, settings, scores=scores, score_profiles=profiles, score_versions=versions, labels=encoded,
-        reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
-        baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
-    fires, why = monitor.retrain_decision(report, settings["retrain"])
-    report = {"source": args.source or source, "created_at": datetime.now(UTC).isoformat(),
-              "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"],
-                        "version": served_as, "source": model_source.uri},
-              **report, "retrain": {"decision": fires, "reason": why}}
-    return report, window, labels, profile, contract
-
-
 def cmd_monitor(args) -> int:
     root = config.repo_root()
     settings = config.params_section("monitor", root=root)
-    report, window, labels, profile, contract = monitoring_run(args, root, settings)
+    report, window, labels, profile, contract = windows.monitoring_run(args, root, settings)
     text = json.dumps(report, indent=2, default=float) + "\n"
     if args.output:
         files.atomic_write_text(config.resolve(args.output, Path.cwd()), text)

@@ -14,7 +14,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['EXPERIMENT_NAME', 'repo_root', 'store_root', 'resolve', 'read_yaml', 'load_params', 'params_section', 'tracking_uri',
-           'tune_storage', 'service_root', 'prediction_log_url', 'monitoring_history_url']
+           'tune_storage', 'service_root', 'prediction_log_url', 'prediction_spool', 'monitoring_history_url']
 
 # %% ../../nbs/00_config.ipynb #10c2351c
 def repo_root(start: Path | str | None = None) -> Path:
@@ -95,6 +95,12 @@ def prediction_log_url(root: Path | None = None) -> str:
     "`$CHURNLAB_PREDICTION_LOG_URL`, else SQLite `logs/predictions.sqlite` under `root` (the service root)."
     path = (root or service_root()) / "logs" / "predictions.sqlite"
     return os.environ.get("CHURNLAB_PREDICTION_LOG_URL") or f"sqlite:///{path}"
+
+
+def prediction_spool(root: Path | None = None) -> Path:
+    "`$CHURNLAB_PREDICTION_SPOOL`, else `logs/predictions.spool/` under `root`: rows waiting for the database."
+    spool = os.environ.get("CHURNLAB_PREDICTION_SPOOL")
+    return Path(spool) if spool else (root or service_root()) / "logs" / "predictions.spool"
 
 
 def monitoring_history_url(configured: str | None = None, root: Path | None = None) -> str:

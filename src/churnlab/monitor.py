@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from . import evaluate, files
 from .structures import Contract
@@ -18,8 +19,8 @@ from .drift import dataset_drift, domain_classifier_auc, feature_drift, numeric_
 
 # %% auto #0
 __all__ = ['PERFORMANCE_METRICS', 'join_labels', 'performance', 'alerts_of', 'retrain_decision', 'monitored_columns_of',
-           'version_prediction_drift', 'monitor_window', 'score_reference', 'write_reference', 'read_reference',
-           'labelled_batch', 'production_path']
+           'version_prediction_drift', 'monitor_window', 'shadow_comparison', 'score_reference', 'write_reference',
+           'read_reference', 'labelled_batch', 'production_path']
 
 # %% ../../nbs/10b_monitor.ipynb #cca763f7
 PERFORMANCE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
@@ -151,6 +152,27 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
                                             settings["performance_drop"])
     report["alerts"], report["warnings"] = alerts_of(report, settings)
     return report
+
+# %% ../../nbs/10b_monitor.ipynb #479b507c
+def shadow_comparison(champion: np.ndarray, champion_pred: np.ndarray, challenger: np.ndarray,
+                      challenger_pred: np.ndarray, labels: np.ndarray | None = None, n_boot: int = 1000,
+                      seed: int = 0) -> dict[str, Any]:
+    "Agreement of champion and challenger on the same rows and, with labels, their paired ROC-AUC difference."
+    from scipy.stats import spearmanr
+
+    out = {"rows": int(len(champion)), "agreement": float(np.mean(champion_pred == challenger_pred)),
+           "mean_abs_difference": float(np.mean(np.abs(champion - challenger))),
+           "rank_correlation": float(spearmanr(champion, challenger).statistic) if len(champion) > 2 else None,
+           "labelled": None}
+    if labels is not None:
+        known = ~pd.isna(labels)
+        y = np.asarray(labels)[known].astype(int)
+        if len(np.unique(y)) == 2:
+            test = evaluate.paired_bootstrap_test(y, challenger[known], champion[known], 0.0, n_boot, seed)
+            out["labelled"] = {"rows": int(known.sum()), "champion_roc_auc": float(roc_auc_score(y, champion[known])),
+                               "challenger_roc_auc": float(roc_auc_score(y, challenger[known])),
+                               "difference": test["difference"], "p_value": test["p_value"]}
+    return out
 
 # %% ../../nbs/10b_monitor.ipynb #0d850fe6
 def score_reference(test_scores: pd.DataFrame, promotion: dict[str, Any], candidate_sha256: str) -> dict[str, Any]:

@@ -44,6 +44,44 @@ class ScoreHistogram:
                                     buckets=[*buckets, ("+Inf", int(cumulative[-1]))], sum_value=total)
 
 # %% ../../nbs/09e_observability.ipynb #c84523b1
+class _LogCollector:
+    "The prediction log's pending, dropped, spooled and replayed rows (counters read from the writer)."
+
+    def __init__(self, prediction_log):
+        self.log = prediction_log
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield GaugeMetricFamily("churnlab_prediction_log_pending_rows", "Rows queued for the prediction log",
+                                value=self.log.pending)
+        for name, what in (("dropped", "refused by a full queue"), ("spooled", "written to the spool"),
+                           ("replayed", "replayed from the spool")):
+            yield CounterMetricFamily(f"churnlab_prediction_log_{name}_rows", f"Prediction log rows {what}",
+                                      value=getattr(self.log, name))
+
+
+class _ShadowCollector:
+    "Records the shadow challenger scored, dropped (queue full) and failed on, by its version."
+
+    def __init__(self, current):
+        self.current = current
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        shadow = self.current()
+        records = CounterMetricFamily("churnlab_shadow_records", "Records the shadow challenger handled",
+                                      labels=["version", "outcome"])
+        pending = GaugeMetricFamily("churnlab_shadow_pending_records", "Records waiting for the shadow challenger")
+        if shadow is not None:
+            for outcome in ("scored", "dropped", "failed"):
+                records.add_metric([shadow.version, outcome], getattr(shadow, outcome))
+            pending.add_metric([], shadow.pending)
+        yield records
+        yield pending
+
+
 class ServiceMetrics:
     "The service's Prometheus metrics."
 
@@ -65,6 +103,14 @@ class ServiceMetrics:
 
     def endpoint(self, path: str) -> str:
         return path if path in self.ENDPOINTS else "other"
+
+    def watch_log(self, prediction_log) -> None:
+        "Export the prediction log's queue and spool figures (read at scrape time)."
+        self.registry.register(_LogCollector(prediction_log))
+
+    def watch_shadow(self, current) -> None:
+        "Export the shadow challenger's figures; `current()` is the running `ShadowScorer` (or None)."
+        self.registry.register(_ShadowCollector(current))
 
     def served(self, version: str, family: str) -> None:
         "The served model's version and family (one series; an alias move replaces it)."

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,11 @@ def log_model(folder: Path, example: pd.DataFrame, meta: ArtifactMeta) -> str:
     import churnlab
 
     with tempfile.TemporaryDirectory() as tmp:
-        loader = Path(tmp) / "churnlab_model.py"
+        loader, staged = Path(tmp) / "churnlab_model.py", Path(tmp) / ARTIFACT
         loader.write_text(LOADER)
+        shutil.copytree(folder, staged)  # MLflow stores an artifact folder under its own name: artifacts/model
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(loader), artifacts={ARTIFACT: str(folder)},
+            name="model", python_model=str(loader), artifacts={ARTIFACT: str(staged)},
             code_paths=[str(Path(churnlab.__file__).parent)], signature=model_signature(meta["contract"]),
             input_example=example, pip_requirements=requirements(models.untrusted_types(folder)),
             metadata={k: meta[k] for k in SUMMARY_KEYS if k in meta})

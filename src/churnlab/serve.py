@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import logging
@@ -15,78 +16,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from . import config, data, models, track
+from . import config, track
 from .observability import RequestGuard, ServiceMetrics
 from .predlog import PredictionLog
-from .schema import ERROR_RESPONSES, BatchPrediction, Prediction, Problem, record_type, validation_detail
-from .scoring import FastScorer, compile_scorer, raw_frame
-from .structures import ArtifactMeta, decide
-from .trust import ModelSource, load_verified, requested_model
+from .shadow import ShadowScorer
+from .schema import ERROR_RESPONSES, BatchPrediction, Prediction, Problem, validation_detail
+from .served import Served, explained, load_served, score_records
+from .structures import decide
+from .trust import requested_model
 
 log = logging.getLogger("churnlab.serve")
 
 # %% auto #0
-__all__ = ['log', 'API_KEY', 'Served', 'load_served', 'score_records', 'ServeSettings', 'FastJSONResponse', 'follow_alias',
-           'authorised', 'refused', 'invalid_request', 'index', 'health', 'ready', 'model_info', 'explained', 'predict',
-           'predict_batch', 'prometheus', 'add_routes', 'lifespan', 'create_app']
-
-# %% ../../nbs/09f_serve.ipynb #c58df0b2
-@dataclass
-class Served:
-    "A loaded, verified model and everything derived from it for serving."
-
-    pipeline: Any
-    meta: ArtifactMeta
-    source: ModelSource
-    sha256: str
-    scorer: FastScorer | None
-    record: TypeAdapter  # one raw record -> dict
-    batch: TypeAdapter  # a list of at most `max_batch_size` of them
-    version: str
-
-
-def load_served(model: str | None, root: Path, sha256: str | None = None, max_batch_size: int = 10_000) -> Served:
-    "Load a verified model, set it to one thread, compile its fast path and build its request schemas."
-    pipeline, meta, source, digest = load_verified(model, root, sha256)
-    base = models.base_pipeline(pipeline)
-    base.set_params(**{k: 1 for k in base.get_params() if k.endswith("n_jobs")})
-    version = source.version or f"local-{digest[:12]}"
-    record = record_type(meta["contract"])
-    batch = TypeAdapter(Annotated[list[record], Field(max_length=max_batch_size)])
-    return Served(pipeline, meta, source, digest, compile_scorer(pipeline), TypeAdapter(record), batch, version)
-
-
-def _contract_frame(served: Served, records: list[dict[str, Any]]) -> pd.DataFrame:
-    return raw_frame(records, {c: spec["dtype"] for c, spec in served.meta["contract"]["columns"].items()})
-
-
-def score_records(served: Served, records: list[dict[str, Any]],
-                  through_pipeline: bool = False) -> tuple[np.ndarray, list[list[str]]]:
-    "Probabilities and novelty flags for validated records (the compiled path unless `through_pipeline` or none)."
-    if served.scorer is not None and not through_pipeline:
-        cols = served.scorer.columns(records)
-        proba = served.scorer.predict_proba(cols)
-    else:
-        cols = _contract_frame(served, records)
-        proba = served.pipeline.predict_proba(cols)[:, 1]
-    if not np.isfinite(proba).all():
-        raise FloatingPointError("the model returned a non-finite probability")
-    names, matrix = data.novelty_matrix(cols, served.meta["contract"])
-    flags: list[list[str]] = [[] for _ in range(len(proba))]
-    for row, column in zip(*np.nonzero(matrix), strict=True):  # usually few: no per-row numpy call
-        flags[row].append(names[column])
-    return proba, flags
+__all__ = ['log', 'API_KEY', 'ServeSettings', 'FastJSONResponse', 'start_shadow', 'follow_alias', 'answered', 'authorised',
+           'refused', 'invalid_request', 'index', 'health', 'ready', 'model_info', 'predict', 'predict_batch',
+           'prometheus', 'add_routes', 'lifespan', 'create_app']
 
 # %% ../../nbs/09f_serve.ipynb #32ae0f37
 @dataclass
@@ -95,6 +49,9 @@ class ServeSettings:
 
     max_batch_size: int = 10_000
     max_record_bytes: int = 4_096  # a batch whose Content-Length exceeds max_batch_size x this is refused unread
+    log_max_pending_rows: int = 200_000  # prediction-log rows held in memory at most (then back-pressure, then drop)
+    log_wait_s: float = 1.0  # how long a request waits for room in a full prediction-log queue
+    shadow: bool = False  # also score every record with the registry's `challenger`, off the response path
     reload_interval_s: float = 15.0
     model_uri: str | None = None
     api_key: str | None = None
@@ -109,6 +66,8 @@ class ServeSettings:
             section = (config.load_params(root=root).get("serve") or {})
         known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
         env = os.environ
+        if env.get("CHURNLAB_SHADOW"):  # the deployment's switch (a ConfigMap entry) over `serve.shadow`
+            known["shadow"] = env["CHURNLAB_SHADOW"].strip().lower() in ("1", "true", "yes")
         return cls(**known, api_key=env.get("CHURNLAB_API_KEY") or None,
                    model_sha256=env.get("CHURNLAB_MODEL_SHA256") or None, log_url=config.prediction_log_url(root))
 
@@ -120,10 +79,34 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 # %% ../../nbs/09f_serve.ipynb #ea08f75d
+def start_shadow(state, root: Path, settings: ServeSettings) -> None:
+    """Load the registry's `challenger` (verified) and put a shadow worker for it on the app's state
+    (`serve.shadow`); none while there is no challenger, or when it is the champion itself."""
+    champion: Served = state.served
+    name, previous = champion.source.registered_name, state.shadow
+    version = track.alias_version(name, "challenger") if name else None
+    if version is None or version == champion.version:
+        state.shadow = None
+    else:
+        challenger = load_served(f"models:/{name}@challenger", root, None, settings.max_batch_size)
+        state.shadow = ShadowScorer(lambda records: score_records(challenger, records)[0],
+                                    challenger.meta["threshold"], challenger.version, state.shadow_log)
+        log.info("shadow: challenger version %s scores beside champion %s", challenger.version, champion.version)
+    if previous is not None:
+        previous.close()
+
+
 async def follow_alias(app: FastAPI, root: Path, settings: ServeSettings) -> None:
-    "Swap in the version the served alias points to whenever it moves (load, verify, then swap)."
+    "Swap in the version the served alias (and, with a shadow, `challenger`) points to whenever it moves."
     while True:
         await asyncio.sleep(settings.reload_interval_s)
+        if settings.shadow:
+            with contextlib.suppress(Exception):  # a challenger that cannot load leaves the champion untouched
+                wanted = await asyncio.to_thread(track.alias_version, app.state.served.source.registered_name,
+                                                 "challenger")
+                wanted = None if wanted == app.state.served.version else wanted
+                if wanted != (app.state.shadow.version if app.state.shadow else None):
+                    await asyncio.to_thread(start_shadow, app.state, root, settings)
         current: Served = app.state.served
         try:
             version = await asyncio.to_thread(track.alias_version, current.source.registered_name, current.source.alias)
@@ -159,6 +142,20 @@ def _log_rows(request_id: str, served: Served, records: list[dict], proba: np.nd
     return [(request_id, i, ts, served.version, orjson.dumps(r).decode(), float(p), int(y),
              orjson.dumps(f).decode() if f else "[]")
             for i, (r, p, y, f) in enumerate(zip(records, proba.tolist(), labels.tolist(), flags, strict=True))]
+
+
+async def answered(state, rows: list[tuple], records: list[dict]) -> None:
+    """Queue an answered request's rows for the prediction log; when the queue is full, wait for room
+    (up to `serve.log_wait_s`) in a worker thread, so the event loop keeps serving. Rows still refused
+    are counted (`churnlab_prediction_log_dropped_rows_total`), never silently lost. Then hand the
+    records to the shadow challenger, if one runs (it never makes the request wait)."""
+    log_ = state.predictions
+    if log_.pending + len(rows) <= log_.max_pending_rows:
+        log_.append(rows)
+    else:
+        await asyncio.to_thread(log_.append, rows, state.settings.log_wait_s)
+    if (shadow := state.shadow) is not None:
+        shadow.submit(rows[0][0], rows[0][2], records)
 
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="required when CHURNLAB_API_KEY is set")
@@ -210,17 +207,8 @@ async def model_info(request: Request) -> dict[str, Any]:
             "contract_fingerprint": s.meta.get("contract_fingerprint"), "threshold": s.meta["threshold"],
             "calibration": s.meta.get("calibration"), "fast_path": s.scorer is not None,
             "mode": "pinned" if s.source.pinned else "following" if s.source.follows_alias else "fixed",
+            "shadow": request.app.state.shadow.version if request.app.state.shadow else None,
             "metrics": {f"cv_{s.meta.get('cv_metric')}": s.meta.get("cv_mean"), **scores}}
-
-
-def explained(served: Served, record: dict[str, Any], explain: int) -> tuple[np.ndarray, list[list[str]], list[dict]]:
-    "Probability, flags and top `explain` reason codes, all from the pipeline (the model the reasons decompose)."
-    proba, flags = score_records(served, [record], through_pipeline=True)
-    frame = _contract_frame(served, [record])
-    codes = models.reason_codes(served.pipeline, frame, served.meta["feature_means"], explain)
-    reasons = [{"feature": codes[f"reason_{i}"].iloc[0], "contribution": float(codes[f"contribution_{i}"].iloc[0])}
-               for i in range(1, explain + 1) if f"reason_{i}" in codes and codes[f"reason_{i}"].iloc[0] is not None]
-    return proba, flags, reasons
 
 
 async def predict(request: Request, explain: int = Query(0, ge=0, le=20, description="top K reason codes")):
@@ -242,7 +230,7 @@ async def predict(request: Request, explain: int = Query(0, ge=0, le=20, descrip
            "probability": float(proba[0]), "threshold": s.meta["threshold"], "flags": flags[0]}
     if reasons is not None:
         out["reasons"] = reasons
-    state.predictions.append(_log_rows(request.state.request_id, s, [record], proba, label, flags))
+    await answered(state, _log_rows(request.state.request_id, s, [record], proba, label, flags), [record])
     state.metrics.scored(proba, flags)
     return FastJSONResponse(out)  # documented by `Prediction`, rendered directly
 
@@ -264,7 +252,7 @@ async def predict_batch(request: Request):
                 "threshold": s.meta["threshold"], "predictions": []}
     proba, flags = await asyncio.to_thread(score_records, s, records)
     labels = decide(proba, s.meta["threshold"])
-    state.predictions.append(_log_rows(request.state.request_id, s, records, proba, labels, flags))
+    await answered(state, _log_rows(request.state.request_id, s, records, proba, labels, flags), records)
     state.metrics.scored(proba, flags)
     return FastJSONResponse({
         "request_id": request.state.request_id, "model_version": s.version, "threshold": s.meta["threshold"],
@@ -319,6 +307,10 @@ async def lifespan(app: FastAPI):
     if follower:
         follower.cancel()
     await asyncio.to_thread(state.predictions.close)
+    if state.shadow is not None:
+        await asyncio.to_thread(state.shadow.close)
+    if state.shadow_log is not None:
+        await asyncio.to_thread(state.shadow_log.close)
 
 
 def create_app(model: str | None = None, root: Path | None = None, settings: ServeSettings | None = None) -> FastAPI:
@@ -334,7 +326,9 @@ def create_app(model: str | None = None, root: Path | None = None, settings: Ser
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     metrics = ServiceMetrics()
-    predictions = PredictionLog(settings.log_url, root / "logs" / "predictions.failed.jsonl")
+    predictions = PredictionLog(settings.log_url, config.prediction_spool(root),
+                                max_pending_rows=settings.log_max_pending_rows)
+    metrics.watch_log(predictions)
     metrics.served(served.version, served.meta.get("family", ""))
     batch_bytes = settings.max_batch_size * settings.max_record_bytes
     app = FastAPI(title="Churnlab", version=served.version, lifespan=lifespan, default_response_class=FastJSONResponse,
@@ -345,6 +339,12 @@ def create_app(model: str | None = None, root: Path | None = None, settings: Ser
     app.state.served, app.state.metrics, app.state.ready = served, metrics, False
     app.state.settings, app.state.predictions, app.state.root = settings, predictions, root
     app.state.thread_limits = threadpool_limits(1)  # one thread per request: the service scales by replicas
+    app.state.shadow, app.state.shadow_log = None, None
+    if settings.shadow:
+        app.state.shadow_log = PredictionLog(settings.log_url, config.prediction_spool(root) / "shadow",
+                                             table="shadow_predictions")
+        start_shadow(app.state, root, settings)
+        metrics.watch_shadow(lambda: app.state.shadow)
     app.add_middleware(RequestGuard, metrics=metrics,
                        body_limits={"/predict_batch": batch_bytes, "/predict": settings.max_record_bytes * 4})
     add_routes(app, served, settings)

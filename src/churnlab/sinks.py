@@ -15,12 +15,14 @@ import orjson
 import pandas as pd
 
 # %% auto #0
-__all__ = ['read_prediction_log', 'since_timestamp', 'headline', 'append_history', 'read_history', 'metrics_registry',
-           'post_json', 'alert_payload']
+__all__ = ['read_prediction_log', 'since_timestamp', 'read_shadow', 'headline', 'append_history', 'read_history',
+           'metrics_registry', 'post_json', 'alert_payload']
 
 # %% ../../nbs/10c_sinks.ipynb #5f749847
-def read_prediction_log(url: str, since: str | None = None, until: str | None = None) -> pd.DataFrame:
-    "Rows of the serving prediction log (features expanded into columns), oldest first."
+def read_prediction_log(url: str, since: str | None = None, until: str | None = None,
+                        spooled: list[dict] | None = None) -> pd.DataFrame:
+    """Rows of the serving prediction log (features expanded into columns), oldest first; `spooled`
+    rows (`predlog.read_spool`: answered while the database was down, not yet replayed) are added."""
     from sqlalchemy import create_engine, text
 
     clauses = [c for c, v in (("ts >= :since", since), ("ts < :until", until)) if v]
@@ -32,6 +34,16 @@ def read_prediction_log(url: str, since: str | None = None, until: str | None = 
             rows = pd.read_sql_query(text(query), conn, params={"since": since, "until": until})
     finally:
         engine.dispose()
+    extra = pd.DataFrame.from_records(spooled or [], columns=[*rows.columns, "flags"])[list(rows.columns)]
+    keep = pd.Series(True, index=extra.index)
+    if since:
+        keep &= extra["ts"] >= since
+    if until:
+        keep &= extra["ts"] < until
+    extra = extra[keep]
+    if len(extra):
+        rows = pd.concat([rows, extra], ignore_index=True).drop_duplicates(["request_id", "idx"])
+        rows = rows.sort_values(["ts", "request_id", "idx"], kind="stable").reset_index(drop=True)
     features = pd.DataFrame.from_records([orjson.loads(f) for f in rows.pop("features")], index=rows.index)
     return pd.concat([features, rows], axis=1)
 
@@ -45,6 +57,23 @@ def since_timestamp(value: str | None, now: datetime | None = None) -> str | Non
         moment = (now or datetime.now(UTC)) - pd.Timedelta(**{units[value[-1]]: int(value[:-1])})
         return moment.isoformat()
     return pd.Timestamp(value).isoformat()
+
+
+def read_shadow(url: str, since: str | None = None, until: str | None = None) -> pd.DataFrame:
+    "The shadow challenger's rows (`shadow_predictions`) in a time window; empty when there is no such table."
+    from sqlalchemy import create_engine, inspect, text
+
+    clauses = [c for c, v in (("ts >= :since", since), ("ts < :until", until)) if v]
+    query = ("SELECT request_id, idx, model_version, probability, prediction FROM shadow_predictions"
+             + (" WHERE " + " AND ".join(clauses) if clauses else ""))
+    engine = create_engine(url)
+    try:
+        if not inspect(engine).has_table("shadow_predictions"):
+            return pd.DataFrame(columns=["request_id", "idx", "model_version", "probability", "prediction"])
+        with engine.connect() as conn:
+            return pd.read_sql_query(text(query), conn, params={"since": since, "until": until})
+    finally:
+        engine.dispose()
 
 # %% ../../nbs/10c_sinks.ipynb #470f9d31
 def headline(report: dict[str, Any]) -> dict[str, Any]:

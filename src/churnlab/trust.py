@@ -5,6 +5,7 @@
 # %% ../../nbs/09a_trust.ipynb #9c88840e
 from __future__ import annotations
 
+import base64
 import hmac
 import os
 import re
@@ -20,7 +21,8 @@ import yaml
 from . import config, data, files, models, track
 
 # %% auto #0
-__all__ = ['MODEL_URI_ENV', 'MODEL_SHA256_ENV', 'ModelTrustError', 'ModelSource', 'dvc_locked_hash', 'verify', 'requested_model',
+__all__ = ['SIGNING_KEY_ENV', 'VERIFY_KEY_ENV', 'SIGNATURE_FILE', 'MODEL_URI_ENV', 'MODEL_SHA256_ENV', 'ModelTrustError',
+           'ModelSource', 'dvc_locked_hash', 'verify', 'sign_artifact', 'check_signature', 'requested_model',
            'resolve_source', 'load_verified']
 
 # %% ../../nbs/09a_trust.ipynb #4f231787
@@ -61,8 +63,9 @@ def dvc_locked_hash(root: Path, out: str = files.Layout.paths()["model"], stage:
     return next((o["md5"] for o in outs if o["path"] == out), None)
 
 
-def verify(source: ModelSource) -> str:
-    "Check the artifact against every expected hash; returns its SHA-256 (`models.artifact_sha256`)."
+def verify(source: ModelSource, verify_key: str | None = None) -> str:
+    """Check the artifact against every expected hash, and its signature when a public key is set
+    (`verify_key`, else `$CHURNLAB_VERIFY_KEY`); returns its SHA-256 (`models.artifact_sha256`)."""
     if not source.expected:
         raise ModelTrustError(f"no trusted hash for {source.uri}: serve the registry's champion, the project's "
                               "artifacts/model (checked against dvc.lock), or set CHURNLAB_MODEL_SHA256")
@@ -72,7 +75,58 @@ def verify(source: ModelSource) -> str:
         if not hmac.compare_digest(found, expected.strip().lower()):
             raise ModelTrustError(f"model {source.uri} does not match {channel} (expected {expected[:16]}..., "
                                   f"found {found[:16]}...): refusing to load it")
+    public = verify_key or os.environ.get(VERIFY_KEY_ENV)
+    if public:
+        check_signature(source.local, actual, public, source.uri)
     return actual
+
+# %% ../../nbs/09a_trust.ipynb #6b4bf7cb
+SIGNING_KEY_ENV, VERIFY_KEY_ENV, SIGNATURE_FILE = "CHURNLAB_SIGNING_KEY", "CHURNLAB_VERIFY_KEY", "churnlab.sig"
+
+
+def _pem(value: str) -> bytes:
+    "PEM bytes from the text itself or from the file it names."
+    return value.encode() if value.lstrip().startswith("-----BEGIN") else Path(value).expanduser().read_bytes()
+
+
+def _message(sha256: str) -> bytes:
+    return f"churnlab model sha256 {sha256}".encode()
+
+
+def sign_artifact(folder: Path, private_key: str | None = None) -> bool:
+    "Sign the saved model in `folder` with `private_key` (else `$CHURNLAB_SIGNING_KEY`); False when there is no key."
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    value = private_key or os.environ.get(SIGNING_KEY_ENV)
+    if not value:
+        return False
+    key = load_pem_private_key(_pem(value), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{SIGNING_KEY_ENV}: expected an Ed25519 private key, got {type(key).__name__}")
+    signature = key.sign(_message(models.artifact_sha256(folder)))
+    files.atomic_write_text(models.model_folder(folder) / SIGNATURE_FILE, base64.b64encode(signature).decode() + "\n")
+    return True
+
+
+def check_signature(folder: Path, sha256: str, public_key: str, uri: str = "the model") -> None:
+    "Raise `ModelTrustError` unless `folder`'s signature is `public_key`'s signature of `sha256`."
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(_pem(public_key))
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{VERIFY_KEY_ENV}: expected an Ed25519 public key, got {type(key).__name__}")
+    path = models.model_folder(folder) / SIGNATURE_FILE
+    if not path.exists():
+        raise ModelTrustError(f"model {uri} is not signed ({SIGNATURE_FILE} missing) and {VERIFY_KEY_ENV} is set: "
+                              "refusing to load it")
+    try:
+        key.verify(base64.b64decode(path.read_text().strip()), _message(sha256))
+    except (InvalidSignature, ValueError) as error:
+        raise ModelTrustError(f"model {uri} is not signed by the key in {VERIFY_KEY_ENV}: "
+                              "refusing to load it") from error
 
 # %% ../../nbs/09a_trust.ipynb #108f4278
 MODEL_URI_ENV, MODEL_SHA256_ENV = "CHURNLAB_MODEL_URI", "CHURNLAB_MODEL_SHA256"

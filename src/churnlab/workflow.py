@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, data, evaluate, features, files, models, roles, splits, track
+from . import config, data, features, files, models, roles, splits, track
 from .selection import Selection
 from .structures import ArtifactMeta, Contract, FeatureSpec
 
