@@ -28,6 +28,7 @@ class Spool:
     def __init__(self, folder: Path, columns: tuple[str, ...]):
         self.folder, self.columns = Path(folder), columns
         self._file = None  # the segment this process is writing (held under flock)
+        self.waiting = bool(self.segments())  # rows on disk to replay: known without a glob per batch
 
     def write(self, batch: list[tuple]) -> None:
         "Append rows to this process's open segment, flushed to disk before returning."
@@ -39,6 +40,7 @@ class Spool:
         self._file.write(b"".join(orjson.dumps(dict(zip(self.columns, r, strict=True))) + b"\n" for r in batch))
         self._file.flush()
         os.fsync(self._file.fileno())
+        self.waiting = True
 
     def seal(self) -> None:
         "Close the open segment (it becomes replayable)."
@@ -65,6 +67,7 @@ class Spool:
                     insert(rows)
                 path.unlink()
                 done += len(rows)
+        self.waiting = bool(self.segments())  # segments a live process holds stay waiting
         return done
 
 
@@ -158,7 +161,7 @@ def _run(self: PredictionLog) -> None:
     stopping = False
     while not stopping:
         try:  # with a spool to replay, wake up to retry even when no request comes
-            item = self._queue.get(timeout=self.retry_s if self.spool.segments() else None)
+            item = self._queue.get(timeout=self.retry_s if self.spool.waiting else None)
         except queue.Empty:
             self._write([])
             continue
@@ -192,7 +195,7 @@ def _insert(self: PredictionLog, rows: list[tuple], statement: str) -> None:
 
 def _replay(self: PredictionLog) -> bool:
     "Replay the spool when it is time to try; whether the spool is now empty (writes may go to the table)."
-    if not self.spool.segments():
+    if not self.spool.waiting:
         return True
     if time.monotonic() < self._next_replay:
         return False
@@ -205,7 +208,7 @@ def _replay(self: PredictionLog) -> bool:
     self.replayed += replayed
     if replayed:
         log.info("prediction log: replayed %d spooled rows", replayed)
-    return not self.spool.segments()
+    return not self.spool.waiting
 
 
 def _write(self: PredictionLog, batch: list[tuple]) -> None:

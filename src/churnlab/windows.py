@@ -102,7 +102,8 @@ def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame
                                                                os.environ.get(trust.MODEL_SHA256_ENV))
     served_as = model_source.version or f"local-{digest[:12]}"  # what the service logs as model_version
     contract = meta["contract"]
-    raw, source = monitoring_window(args.current, root, *map(sinks.since_timestamp, (args.since, args.until)))
+    since, until = map(sinks.since_timestamp, (args.since, args.until))
+    raw, source = monitoring_window(args.current, root, since, until)
     if problems := data.check_values(raw, contract):
         raise data.DataContractError(problems)
     window = data.clean_frame(raw, contract)
@@ -125,8 +126,7 @@ def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame
         baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
     if args.current == "predictions" or "://" in args.current:
         url = config.prediction_log_url(root) if args.current == "predictions" else args.current
-        window_range = map(sinks.since_timestamp, (args.since, args.until))
-        report["shadow"] = shadow_report(raw, url, *window_range, encoded, settings)
+        report["shadow"] = shadow_report(raw, url, since, until, encoded, settings)
     fires, why = monitor.retrain_decision(report, settings["retrain"])
     report = {"source": args.source or source, "created_at": datetime.now(UTC).isoformat(),
               "model": {"family": meta["family"], "threshold": meta["threshold"], "data_md5": meta["data_md5"],
