@@ -131,6 +131,7 @@ READ_OUTSIDE_THE_PIPELINE = (
     "monitor.pushgateway_url",
     "monitor.textfile",
     "monitor.history_url",
+    "monitor.shadow_bootstrap_samples",  # churnlab monitor's paired test on live labels
 )
 
 

@@ -158,6 +158,10 @@ def _append(self: PredictionLog, rows: list[tuple], timeout: float = 0.0) -> boo
 
 
 def _run(self: PredictionLog) -> None:
+    try:  # the table exists from the start (readers find it); a database down now is retried at the first write
+        self._create_table()
+    except Exception as error:
+        log.warning("prediction log database unavailable at start (%s); rows will be spooled", type(error).__name__)
     stopping = False
     while not stopping:
         try:  # with a spool to replay, wake up to retry even when no request comes
