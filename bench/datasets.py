@@ -178,7 +178,7 @@ def run_dataset(name: str, workdir: Path) -> dict:
         "calibration": meta["calibration"],
         "target_encoding": _verdict(cv.get("target_encoding")),
         "candidate": metrics["roc_auc"],
-        "candidate_ci95": metrics["roc_auc_ci95"],
+        "candidate_ci95": json.loads(layout.evaluation.read_text())["roc_auc_ci95"],
         "seed_style": round(roc_auc_score(y_test, scores["seed_style"]), 4),
         "default_hist_gb": round(roc_auc_score(y_test, scores["default_hist_gb"]), 4),
         "minus_seed_style_ci95": difference_interval(y_test, scores["candidate"], scores["seed_style"]),

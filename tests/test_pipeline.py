@@ -185,7 +185,9 @@ def test_metrics_have_the_design_keys_and_no_run_ids(pipeline):
     metrics = json.loads((pipeline / "reports/metrics.json").read_text())
     for key in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss", "brier", "threshold", "model"):
         assert key in metrics
-    lo, hi = metrics["roc_auc_ci95"]
+    assert len(metrics) <= 12 and all(not isinstance(v, list | dict) for v in metrics.values())  # the headline
+    intervals = json.loads((pipeline / "reports/evaluation.json").read_text())
+    lo, hi = intervals["roc_auc_ci95"]
     assert lo < metrics["roc_auc"] < hi
     assert not any(k in json.dumps(metrics) for k in ("run_id", "seconds", "version"))
     for plot in ("roc", "precision_recall", "calibration", "confusion_matrix", "feature_importance", "lift"):
@@ -218,6 +220,7 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
     from mlflow import MlflowClient
 
     data_md5 = yaml.safe_load((pipeline / "data.dvc").read_text())["outs"][0]["md5"]
+    lock = yaml.safe_load((pipeline / "dvc.lock").read_text())
     commits = run(["git", "rev-list", "HEAD"], pipeline).stdout.split()
     client = MlflowClient(f"sqlite:///{pipeline}/mlflow.db")
     experiment = client.get_experiment_by_name("churnlab")
@@ -238,6 +241,14 @@ def test_mlflow_records_lineage_of_every_stage_and_the_registered_version(pipeli
         assert tags["data_md5"] == data_md5
         assert f"dep_md5.nbs/stages/{stage}.py" in tags
         assert r.data.params, stage
+        # the data the run read, as MLflow inputs: the DVC path and the md5 dvc.lock records for it
+        logged = {json.loads(i.dataset.source)["uri"]: i.dataset.digest for i in r.inputs.dataset_inputs}
+        expected = {
+            d["path"]: d["md5"]
+            for d in lock["stages"][stage]["deps"]
+            if d["path"] == "data" or d["path"].endswith(".parquet")
+        }
+        assert logged == expected and expected, (stage, logged, expected)
     promotion = json.loads((pipeline / "reports/promotion.json").read_text())
     version = client.get_model_version(promotion["registered_model"], promotion["registered_version"])
     assert version.tags["data_md5"] == data_md5
@@ -301,9 +312,11 @@ def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(pipeline
     "`dvc repro -f` while two busy processes load the 2 cores gives byte-identical metrics (no clock decides)."
     before = (pipeline / "reports/metrics.json").read_bytes()
     first = json.loads((pipeline / "reports/promotion.json").read_text())
+    intervals = (pipeline / "reports/evaluation.json").read_bytes()
     with busy_processes(2):
         repro(pipeline, "-f")
     assert (pipeline / "reports/metrics.json").read_bytes() == before
+    assert (pipeline / "reports/evaluation.json").read_bytes() == intervals
     second = json.loads((pipeline / "reports/promotion.json").read_text())
     assert second["registered_version"] != first["registered_version"]
     assert second["promoted"] is False and second["champion_version"] == first["champion_version"]

@@ -16,7 +16,8 @@
 # %% [markdown]
 # # Evaluate: the candidate on test, the registry and the promotion gate
 #
-# The candidate is scored **once** on the test split. Metrics carry 95% bootstrap intervals; the
+# The candidate is scored **once** on the test split. The headline metrics go to `reports/metrics.json`
+# (the DVC metric `dvc exp show` compares), their 95% bootstrap intervals to `reports/evaluation.json`; the
 # plots and the model card are written under `reports/`. The candidate is registered, and the gate
 # moves alias `champion` only when a paired bootstrap on the same test rows shows it better than
 # the current champion by at least `margin` at one-sided p < `alpha`. Those rows are the test rows
@@ -53,13 +54,15 @@ X = test.drop(columns=[contract["target"]])
 scored = models.score(pipeline, X, meta["threshold"])
 proba = scored["probability"].to_numpy()
 metrics = evaluate.classification_metrics(y, proba, meta["threshold"])
+metrics["model"] = meta["family"]
 n_boot, seed = params["bootstrap_samples"], params["seed"]
-metrics["roc_auc_ci95"] = list(evaluate.bootstrap_interval(y, proba, n_boot=n_boot, seed=seed))
 from sklearn.metrics import average_precision_score
 
-metrics["pr_auc_ci95"] = list(evaluate.bootstrap_interval(y, proba, average_precision_score, n_boot, seed))
-metrics["model"] = meta["family"]
-display(pd.Series({k: v for k, v in metrics.items()}, name="test").to_frame())
+# the intervals are details (reports/evaluation.json), not DVC metrics: `dvc exp show` keeps to the headline
+intervals = {"roc_auc_ci95": list(evaluate.bootstrap_interval(y, proba, n_boot=n_boot, seed=seed)),
+             "pr_auc_ci95": list(evaluate.bootstrap_interval(y, proba, average_precision_score, n_boot, seed)),
+             "bootstrap_samples": n_boot}
+display(pd.Series(metrics | intervals, name="test").to_frame())
 labels = [f"not {contract['positive_label']}", str(contract["positive_label"])]
 report = classification_report(y, scored["prediction"], target_names=labels, digits=4)
 print(report)
@@ -107,7 +110,7 @@ rows_used = {"final fit (all training rows)": rows_meta.get("final_fit"),
              "each tuning trial (`tune.max_rows`)": rows_meta.get("tuning"),
              "test metrics and bootstrap (all test rows)": metrics["n"],
              "permutation importance (`evaluate.importance_max_rows`)": len(y_importance)}
-card = workflow.model_card(meta, metrics, lift, slices, rows_used, n_boot)
+card = workflow.model_card(meta, metrics | intervals, lift, slices, rows_used, n_boot)
 files.atomic_write_text(layout.model_card, card)
 display(Markdown(card))
 
@@ -120,6 +123,8 @@ import mlflow
 name = track.registered_name(meta["contract_fingerprint"])
 with track.stage_run("evaluate", params, root) as run:
     mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    mlflow.log_metrics({f"{k}_{end}": v for k in ("roc_auc_ci95", "pr_auc_ci95")
+                        for end, v in zip(("low", "high"), intervals[k], strict=True)})
     mlflow.log_metric("importance_rows", len(y_importance))
     for name_png in figures:
         mlflow.log_artifact(str(plots_dir / f"{name_png}.png"), "plots")
@@ -144,8 +149,8 @@ display(Markdown(f"**{name} v{version}**: {promotion['reason']}"))
 test_scores = scored.assign(y=y, champion_probability=gate.champion_scores).reset_index(drop=True)
 files.atomic_write_bytes(layout.test_scores, test_scores.to_parquet(index=False))
 files.atomic_write_text(layout.promotion, json.dumps(promotion, indent=2) + "\n")
-files.atomic_write_text(layout.metrics,
-                         json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+files.atomic_write_text(layout.metrics, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+files.atomic_write_text(layout.evaluation, json.dumps(intervals, indent=2, sort_keys=True) + "\n")
 
 # %% [markdown]
 # ## A sample request

@@ -48,6 +48,7 @@ class Layout:
     test_scores = _Under("artifacts/evaluate/test_scores.parquet")
     reference = _Under("artifacts/reference")
     metrics = _Under("reports/metrics.json")
+    evaluation = _Under("reports/evaluation.json")
     cv = _Under("reports/cv.json")
     ablation = _Under("reports/ablation.json")
     promotion = _Under("reports/promotion.json")

@@ -10,6 +10,7 @@ import os
 import subprocess
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from . import files
 from .config import EXPERIMENT_NAME, tracking_uri
 
 # %% auto #0
-__all__ = ['PROGRESS_ENV', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten', 'stage_run',
-           'trial_logger', 'progress', 'WarningLog', 'collect_warnings', 'registered_name', 'logged_model_uri',
-           'register_candidate', 'alias_version', 'set_alias', 'version_tags', 'set_version_tag']
+__all__ = ['PROGRESS_ENV', 'declared_deps', 'data_md5', 'git_state', 'lineage_tags', 'init_store', 'flatten', 'InputData',
+           'input_datasets', 'log_inputs', 'stage_run', 'trial_logger', 'progress', 'WarningLog', 'collect_warnings',
+           'registered_name', 'logged_model_uri', 'register_candidate', 'alias_version', 'set_alias', 'version_tags',
+           'set_version_tag']
 
 # %% ../../nbs/05_track.ipynb #0b844f38
 def declared_deps(root: Path, stage: str) -> list[str]:
@@ -83,6 +85,46 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class InputData:
+    "A data file or folder a stage reads: its DVC path and the md5 DVC records for it."
+    path: str
+    md5: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+
+def input_datasets(root: Path, stage: str, tags: dict[str, str] | None = None) -> list[InputData]:
+    """The data `stage` declares as deps: the raw data folder (md5 from `data.dvc`) and Parquet files
+    (the splits, md5 of their content as in `dvc.lock`; taken from lineage `tags` when there)."""
+    tags = tags or {}
+    found = []
+    for dep in declared_deps(root, stage):
+        if dep == "data" and (md5 := data_md5(root)):
+            found.append(InputData(dep, md5))
+        elif dep.endswith(".parquet") and (root / dep).exists():
+            found.append(InputData(dep, tags.get(f"dep_md5.{dep}") or files.content_md5(root / dep)))
+    return found
+
+
+def log_inputs(stage: str, inputs: list[InputData]) -> None:
+    "Record `inputs` on the active run as MLflow datasets (source = DVC path, digest = md5; context = stage)."
+    import json
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.meta_dataset import MetaDataset
+
+    if not inputs:
+        return
+    datasets = [MetaDataset(get_dataset_source_from_json(json.dumps({"uri": d.path}), "local"), d.name, d.md5)
+                for d in inputs]
+    mlflow.log_inputs(datasets, contexts=[stage] * len(inputs),
+                      tags_list=[{"dvc_path": d.path, "dvc_md5": d.md5} for d in inputs])
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict[str, Any], root: Path) -> Iterator[Any]:
     "An MLflow run for one stage (in the store root's store), tagged with the lineage of workspace `root`."
@@ -93,6 +135,7 @@ def stage_run(stage: str, params: dict[str, Any], root: Path) -> Iterator[Any]:
     tags, diff = lineage_tags(root, stage)
     with mlflow.start_run(run_name=stage, tags=tags) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+        log_inputs(stage, input_datasets(root, stage, tags))
         if diff:
             mlflow.log_text(diff, "git_diff.patch")
         yield run
