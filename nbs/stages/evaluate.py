@@ -141,13 +141,17 @@ with track.stage_run("evaluate", params, root) as run:
 display(Markdown(f"**{name} v{version}**: {promotion['reason']}"))
 
 # %% [markdown]
-# The test scores keep the champion's beside the candidate's (`champion_probability`: the same when
+# `artifacts/evaluate/` holds what the monitor stage needs: the test scores and the gate's versions
+# (`versions.json`). The test scores keep the champion's beside the candidate's (`champion_probability`: the same when
 # the candidate was promoted, NaN on rows an older champion trained on): the monitor stage profiles
 # each model's scores for its own version, so live scores are judged against the model that made them.
 
 # %%
 test_scores = scored.assign(y=y, champion_probability=gate.champion_scores).reset_index(drop=True)
-files.atomic_write_bytes(layout.test_scores, test_scores.to_parquet(index=False))
+versions = {k: promotion[k] for k in ("registered_model", "registered_version", "champion_version")}
+with files.atomic_folder(layout.evaluated) as handoff:  # the monitor stage's one dependency on this stage
+    (handoff / layout.test_scores.name).write_bytes(test_scores.to_parquet(index=False))
+    (handoff / layout.gate_versions.name).write_text(json.dumps(versions, indent=2) + "\n")
 files.atomic_write_text(layout.promotion, json.dumps(promotion, indent=2) + "\n")
 files.atomic_write_text(layout.metrics, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 files.atomic_write_text(layout.evaluation, json.dumps(intervals, indent=2, sort_keys=True) + "\n")

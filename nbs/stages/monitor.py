@@ -45,7 +45,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from scipy import stats
 
-from churnlab import config, data, drift, files, models, monitor, plots, sinks, track
+from churnlab import config, data, drift, evaluate, files, models, monitor, plots, sinks, track
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -56,15 +56,17 @@ contract = meta["contract"]
 train = pd.read_parquet(layout.train)
 holdout = pd.read_parquet(layout.holdout)
 test_scores = pd.read_parquet(layout.test_scores)
-baseline = json.loads(layout.metrics.read_text())
+# the performance baseline: the candidate's test metrics (reports/metrics.json's numbers) from its test scores
+baseline = evaluate.classification_metrics(test_scores["y"].to_numpy(), test_scores["probability"].to_numpy(),
+                                           meta["threshold"])
 
 # %% [markdown]
 # ## The reference (computed once, reused by every monitoring run)
 
 # %%
 profile = drift.profile_reference(train, contract)
-promotion = json.loads(layout.promotion.read_text())
-scores_reference = monitor.score_reference(test_scores, promotion, models.artifact_sha256(layout.model))
+versions = json.loads(layout.gate_versions.read_text())  # the registered candidate and the champion
+scores_reference = monitor.score_reference(test_scores, versions, models.artifact_sha256(layout.model))
 score_profile = scores_reference["profiles"][scores_reference["candidate"]]  # the demo batches are the candidate's
 sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
 monitor.write_reference(layout.reference, profile, scores_reference, sample)
@@ -178,7 +180,7 @@ with track.stage_run("monitor", settings, root) as run:
     import mlflow
 
     mlflow.log_dict(score_profile, "score_profile.json")  # the candidate's, found later by its version's tag
-    track.set_version_tag(promotion["registered_model"], scores_reference["candidate"], "score_profile_run_id",
+    track.set_version_tag(versions["registered_model"], scores_reference["candidate"], "score_profile_run_id",
                           run.info.run_id)
 
     for name, report in reports.items():

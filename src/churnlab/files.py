@@ -45,7 +45,9 @@ class Layout:
     best_params = _Under("artifacts/tune/best_params.json")
     model = _Under("artifacts/model")
     timings = _Under("artifacts/train/timings.json")
+    evaluated = _Under("artifacts/evaluate")  # what the evaluate stage hands the monitor stage
     test_scores = _Under("artifacts/evaluate/test_scores.parquet")
+    gate_versions = _Under("artifacts/evaluate/versions.json")
     reference = _Under("artifacts/reference")
     metrics = _Under("reports/metrics.json")
     evaluation = _Under("reports/evaluation.json")

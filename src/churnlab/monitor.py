@@ -175,9 +175,10 @@ def shadow_comparison(champion: np.ndarray, champion_pred: np.ndarray, challenge
     return out
 
 # %% ../../nbs/10b_monitor.ipynb #0d850fe6
-def score_reference(test_scores: pd.DataFrame, promotion: dict[str, Any], candidate_sha256: str) -> dict[str, Any]:
-    "Test-score profiles per model version (candidate and champion) from the evaluate stage's scores and gate."
-    candidate, champion = str(promotion["registered_version"]), promotion.get("champion_version")
+def score_reference(test_scores: pd.DataFrame, versions: dict[str, Any], candidate_sha256: str) -> dict[str, Any]:
+    """Test-score profiles per model version (candidate and champion) from the evaluate stage's scores;
+    `versions`: the gate's `registered_version` and `champion_version` (`artifacts/evaluate/versions.json`)."""
+    candidate, champion = str(versions["registered_version"]), versions.get("champion_version")
     own = numeric_profile(test_scores["probability"].to_numpy(dtype=float))
     profiles = {candidate: own, f"local-{candidate_sha256[:12]}": own}
     if champion is not None and str(champion) != candidate and "champion_probability" in test_scores:
