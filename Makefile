@@ -14,13 +14,14 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup repro serve test test-deps test-scale check lint lock bench bench-features bench-scale docs lab tune up down clean-notebooks export
+.PHONY: help setup repro serve test test-fast test-deps test-scale check lint lock bench bench-features bench-scale docs lab tune up down clean-notebooks export
 
 help:
 	@echo "make setup   - virtualenv from requirements.lock, editable install, kernel, MLflow store"
 	@echo "make repro   - setup, default data when absent, dvc repro"
 	@echo "make serve   - the model service on PORT (default 8000): the registry's champion, else artifacts/model"
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
+	@echo "make test-fast - the edit loop: notebook checks, lint, nbdev-test, pytest without pipeline runs (< 3 min)"
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring (QUICK=1: short)"
 	@echo "make bench-features - feature-block ablation (repeated 5x2 CV) and the pipeline on three other datasets"
 	@echo "make bench-scale - dvc repro on 10k, 100k and 1M synthetic customers: time, memory, growth, AUC vs oracle"
@@ -95,6 +96,12 @@ lint: setup
 test: setup test-deps $(DATA) check lint
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The edit loop: notebook checks, lint, the notebooks' own tests and every pytest test that needs no
+# pipeline run or project copy (conftest marks those `slow`). Under 3 minutes on 2 cores.
+test-fast: setup $(DATA) check lint
+	$(BIN)/nbdev-test --n-workers 2
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The README's scaling walk-through, run against the stand-ins in a temporary copy (part of `make test`).
 test-scale: setup test-deps $(DATA)

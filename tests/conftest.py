@@ -62,8 +62,17 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CHURNLAB_STRICT=1: {report.longrepr}"
 
 
+# Fixtures that run the pipeline (or a stage of it) or build a project copy. A test that uses one,
+# directly or through another fixture, is marked `slow`: `make test-fast` (`-m "not slow"`) leaves it
+# out for the edit loop; `make test` runs every test.
+SLOW_FIXTURES = {"pipeline", "checkout", "prepared_copy", "guide_example", "bank", "walkthrough", "postgres"}
+
+
 def pytest_collection_modifyitems(items):
-    "Tests marked `mutates_pipeline` change the shared pipeline copy: they run after all the others."
+    "Mark tests `slow` by the fixtures they use; tests marked `mutates_pipeline` run after all the others."
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)
 
 

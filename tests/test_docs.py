@@ -80,7 +80,12 @@ def test_site_has_every_page(site):
     assert "def infer_contract(" in _text(site / "api" / "roles.html")
     evaluate = (site / "reports" / "evaluate.html").read_text()
     assert "roc_auc" in evaluate and re.search(r'<img[^>]+src="evaluate_files/output_\d+\.png"', evaluate)
-    assert "prepare" in (site / "pipeline.html").read_text() and "workspace" in (site / "experiments.html").read_text()
+    assert "prepare" in (site / "pipeline.html").read_text()
+    experiments = (site / "experiments.html").read_text()
+    assert "workspace" in experiments  # the DVC table
+    assert re.search(r'<img[^>]+src="experiments_files/[0-9a-f]{32}/roc\.png"', experiments)  # runs side by side
+    stage_runs = _text(site / "experiments.html").split("MLflow stage runs")[-1]
+    assert "evaluate" in stage_runs and not re.search(r"\bnan\b", stage_runs)  # stage runs only, no trials
     assert "Bring your own dataset" in (site / "guides" / "byod.html").read_text()
 
 

@@ -382,6 +382,10 @@ def test_dvc_experiment_sweep_compares_in_exp_show_and_logs_to_the_real_store(pi
     shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
     text = json.dumps(shown)
     assert "rf-sweep" in text and "random_forest" in text
+    # the README's way to read it fits a wide screen: every cell whole, no "…" from a squeezed column
+    table = run(f"COLUMNS=250 {BIN / 'dvc'} exp show --only-changed --no-pager", pipeline).stdout
+    assert "rf-sweep" in table and "…" not in table
+    assert max(len(line) for line in table.splitlines()) <= 250, table
     runs = client.search_runs([experiment.experiment_id], "tags.dvc_exp_name = 'rf-sweep'")
     assert {r.data.tags["dvc_stage"] for r in runs} == {"train", "evaluate", "monitor"}
     assert len(client.search_runs([experiment.experiment_id])) == before + 3

@@ -4,7 +4,8 @@ Pages: the home page (nbs/index.ipynb, the same text as README.md), the guides (
 library notebooks as API pages (nbdev directives honoured; every exported public name gets its
 signature and docstring), the executed stage notebooks in reports/ as report pages (outputs kept,
 images written as files), the model card, the pipeline graph (`dvc dag`) and the experiments
-(`dvc exp show`, MLflow stage runs). MkDocs-Material renders them with no CDN and no web fonts.
+(`dvc exp show --only-changed`, the latest evaluate runs side by side
+with their plots, MLflow stage runs). MkDocs-Material renders them with no CDN and no web fonts.
 Run from the project root.
 """
 
@@ -170,22 +171,112 @@ def command_output(*args: str) -> str:
     return result.stdout if result.returncode == 0 else f"({' '.join(args)} failed: {result.stderr.strip()[-300:]})"
 
 
-def experiments_markdown() -> str:
-    "DVC experiments and the latest MLflow stage runs with their lineage tags."
-    dvc_table = command_output(str(BIN / "dvc"), "exp", "show", "--md", "--no-pager", "--drop", r"families\..*")
+SIDE_BY_SIDE_RUNS = 4  # the latest evaluate runs compared column by column on the experiments page
+SIDE_BY_SIDE_METRICS = ["roc_auc", "roc_auc_ci95_low", "roc_auc_ci95_high", "pr_auc", "f1", "brier", "threshold"]
+SIDE_BY_SIDE_PLOTS = ["roc", "precision_recall", "calibration"]
+
+
+def dvc_experiments_markdown() -> str:
+    "`dvc exp show --only-changed` as the README documents it, without dependency hashes; else the headline metrics."
+    table = command_output(
+        str(BIN / "dvc"), "exp", "show", "--md", "--no-pager", "--only-changed", "--drop", r"artifacts/.*"
+    )
+    header = table.splitlines()[0] if table.strip() else ""
+    if header.count("|") > 3:  # more than Experiment and Created: something differs
+        return f"`dvc exp show --only-changed` (the params and metrics that differ between rows):\n\n{table}"
+    metrics = command_output(str(BIN / "dvc"), "metrics", "show", "--md")
+    return (
+        "No experiment differs from the workspace yet (`dvc exp run -S train.model=logreg` adds one; "
+        "`dvc exp show --only-changed` then lists what differs).\n\n"
+        f"`dvc exp show`:\n\n{table}\n\nThe headline metrics (`dvc metrics show`):\n\n{metrics}"
+    )
+
+
+def stage_runs():
+    "MLflow runs of pipeline stages (the tuning trials nested under them left out), newest first."
     import mlflow
 
     from churnlab import config
 
     mlflow.set_tracking_uri(config.tracking_uri(ROOT))
-    runs = mlflow.search_runs(experiment_names=[config.EXPERIMENT_NAME], max_results=30)
-    wanted = ["start_time", "tags.dvc_stage", "tags.git_commit", "tags.data_md5", "metrics.roc_auc", "run_id"]
-    runs = runs[[c for c in wanted if c in runs.columns]] if len(runs) else runs
-    mlflow_table = runs.to_markdown(index=False) if len(runs) else "(no runs yet: run `make repro`)"
+    runs = mlflow.search_runs(experiment_names=[config.EXPERIMENT_NAME], max_results=2000)
+    if not len(runs) or "tags.dvc_stage" not in runs:
+        return runs.iloc[0:0]
+    nested = runs["tags.mlflow.parentRunId"].notna() if "tags.mlflow.parentRunId" in runs else False
+    return runs[runs["tags.dvc_stage"].notna() & ~nested].sort_values("start_time", ascending=False)
+
+
+def side_by_side_markdown(evaluations, assets: Path) -> str:
+    "The latest evaluate runs as columns: lineage, headline metrics with the ROC-AUC interval, and their plots."
+    import mlflow
+
+    picked = evaluations.head(SIDE_BY_SIDE_RUNS)
+
+    def tag(run, key: str, width: int = 40) -> str:
+        value = run.get(f"tags.{key}")
+        return str(value)[:width] if isinstance(value, str) else ""
+
+    names = [f"{tag(r, 'dvc_exp_name') or 'workspace'} `{r.run_id[:8]}`" for _, r in picked.iterrows()]
+    rows = [
+        ["started"] + [str(r.start_time)[:16] for _, r in picked.iterrows()],
+        ["git commit"] + [tag(r, "git_commit", 8) for _, r in picked.iterrows()],
+        ["data md5"] + [tag(r, "data_md5", 8) for _, r in picked.iterrows()],
+        ["model"] + [tag(r, "model") for _, r in picked.iterrows()],
+    ]
+    for metric in SIDE_BY_SIDE_METRICS:
+        column = f"metrics.{metric}"
+        rows.append(
+            [metric]
+            + [f"{r[column]:.4f}" if column in r and r[column] == r[column] else "" for _, r in picked.iterrows()]
+        )
+    for plot in SIDE_BY_SIDE_PLOTS:
+        cells = [plot]
+        for _, run in picked.iterrows():
+            target = assets / run.run_id
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run.run_id, artifact_path=f"plots/{plot}.png", dst_path=str(target)
+                )
+                cells.append(f"![{plot}]({assets.name}/{run.run_id}/{Path(local).relative_to(target).as_posix()})")
+            except Exception:  # a run from before the plots were logged, or a store without artifacts
+                cells.append("")
+        rows.append(cells)
+    table = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    table += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(table)
+
+
+def experiments_markdown(page: Path) -> str:
+    "DVC experiments (what differs), the latest evaluate runs side by side with their plots, the MLflow stage runs."
+    from churnlab import config
+
+    runs = stage_runs()
+    evaluations = runs[runs["tags.dvc_stage"] == "evaluate"] if len(runs) else runs
+    if len(evaluations):
+        side_by_side = (
+            f"The latest {min(len(evaluations), SIDE_BY_SIDE_RUNS)} evaluate runs, newest first; one column each "
+            "(the plots are each run's own MLflow artifacts):\n\n"
+            + side_by_side_markdown(evaluations, page.parent / f"{page.stem}_files")
+        )
+    else:
+        side_by_side = "(no evaluate runs yet: run `make repro`)"
+    wanted = [
+        "start_time",
+        "tags.dvc_stage",
+        "tags.dvc_exp_name",
+        "tags.git_commit",
+        "tags.data_md5",
+        "metrics.roc_auc",
+        "run_id",
+    ]
+    shown = runs.head(30)[[c for c in wanted if c in runs.columns]].astype(object).fillna("") if len(runs) else runs
+    mlflow_table = shown.to_markdown(index=False) if len(shown) else "(no runs yet: run `make repro`)"
     return (
-        "# Experiments\n\n## DVC experiments\n\n`dvc exp show` (run `dvc exp run -S key=value` to add one):\n\n"
-        f"{dvc_table}\n\n## MLflow stage runs\n\nThe latest 30 runs of the `{config.EXPERIMENT_NAME}` experiment "
-        f"(`mlflow ui --backend-store-uri sqlite:///mlflow.db` shows them all):\n\n{mlflow_table}\n"
+        f"# Experiments\n\n## DVC experiments\n\n{dvc_experiments_markdown()}\n\n"
+        f"## Runs side by side\n\n{side_by_side}\n\n"
+        f"## MLflow stage runs\n\nThe latest 30 stage runs of the `{config.EXPERIMENT_NAME}` experiment, tuning "
+        "trials left out (`mlflow ui --backend-store-uri sqlite:///mlflow.db` shows them all, with each run's "
+        f"input datasets):\n\n{mlflow_table}\n"
     )
 
 
@@ -207,7 +298,7 @@ def write_pages(docs: Path, home: str) -> list:
         + fenced(command_output(str(BIN / "dvc"), "dag"), "text")
         + "\n"
     )
-    (docs / "experiments.md").write_text(experiments_markdown())
+    (docs / "experiments.md").write_text(experiments_markdown(docs / "experiments.md"))
     nav.append({"Pipeline": [{"Pipeline graph": "pipeline.md"}, {"Experiments": "experiments.md"}]})
     notebooks, reports = library_notebooks(), {p.stem: p for p in sorted((ROOT / "reports").glob("*.ipynb"))}
     more = (

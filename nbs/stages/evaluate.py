@@ -126,6 +126,7 @@ with track.stage_run("evaluate", params, root) as run:
     mlflow.log_metrics({f"{k}_{end}": v for k in ("roc_auc_ci95", "pr_auc_ci95")
                         for end, v in zip(("low", "high"), intervals[k], strict=True)})
     mlflow.log_metric("importance_rows", len(y_importance))
+    mlflow.set_tag("model", metrics["model"])  # the family, beside the metrics (the docs' side-by-side table)
     for name_png in figures:
         mlflow.log_artifact(str(plots_dir / f"{name_png}.png"), "plots")
     mlflow.log_text(report, "classification_report.txt")
