@@ -130,7 +130,7 @@ bench-features: setup $(DATA)
 # Size (not part of `make bench`, ~35 min): the same `dvc repro` on 10k, 100k and 1M synthetic customers,
 # per-stage time, memory and growth exponent, AUC against the oracle; writes the README's table (QUICK=1: 10k, 30k).
 bench-scale: setup $(DATA)
-	$(PY) bench/scale.py $(if $(QUICK),--quick,--json bench/reference/scale.json --docs)
+	$(PY) bench/scale.py $(if $(QUICK),--quick,--json bench/results/scale.json && $(PY) tools/bench_tables.py)
 
 # The docs site, offline, into _docs/ (after `make repro`); also renders README.md from nbs/index.ipynb.
 docs: setup

@@ -170,6 +170,7 @@ def run_dataset(name: str, workdir: Path) -> dict:
     assert np.isclose(roc_auc_score(y_test, scores["candidate"]), metrics["roc_auc"], atol=1e-6)  # what evaluate scored
     return {
         "dataset": name,
+        "covers": dataset.covers,
         "rows": len(train) + len(test),
         "positive_rate": round(float(y_test.mean()), 3),
         "test_positives": int(y_test.sum()),
@@ -195,9 +196,19 @@ def _verdict(encoding: dict | None) -> str:
     return f"{'kept' if encoding['kept'] else 'not kept'} ({encoding['gain']:+.4f} ± {encoding['se']:.4f})"
 
 
+def write_results(results: list[dict], output: Path) -> None:
+    "Merge this run's datasets into `output` (one entry per dataset, in DATASETS order): the docs' table reads it."
+    kept = {r["dataset"]: r for r in json.loads(output.read_text())} if output.exists() else {}
+    kept |= {r["dataset"]: r for r in results}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    ordered = [kept[name] for name in DATASETS if name in kept]
+    files.atomic_write_text(output, json.dumps(ordered, indent=2, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("datasets", nargs="*", help=f"of {', '.join(DATASETS)} (default: {' '.join(COVERING)})")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "datasets.json")
     args = parser.parse_args()
     args.datasets = args.datasets or COVERING
     unknown = set(args.datasets) - set(DATASETS)
@@ -208,6 +219,7 @@ def main() -> None:
         for name in args.datasets:  # printed as each finishes; a failure names its dataset and ends the run
             results.append(run_dataset(name, Path(tmp)))
             print(json.dumps(results[-1]), flush=True)
+    write_results(results, args.output)
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "cv"} for r in results])
     print(table.to_string(index=False))
     print("\nCV ROC-AUC per family (mean ± SD over folds):")

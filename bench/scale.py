@@ -221,70 +221,7 @@ def bench_compile(workdir: Path) -> list[dict]:
     return rows
 
 
-DOCS_START, DOCS_END = "<!-- bench/scale.py:start -->", "<!-- bench/scale.py:end -->"
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False)
-
-
-def docs_tables(report: dict) -> str:
-    "The README's size tables, from a `--json` report (so the figures are the benchmark's, not typed)."
-    sizes, growth = report["sizes"], report["growth"]
-    stages = pd.DataFrame(
-        [
-            {
-                "stage": stage,
-                **{
-                    f"{r['rows']:,} rows": "{seconds:.0f} s, {peak_rss_mb:,} MB".format(**r["stages"][stage])
-                    for r in sizes
-                },
-                **{
-                    f"exponent {a['rows']:,}->{b['rows']:,}": g
-                    for (a, b), g in zip(zip(sizes, sizes[1:], strict=False), growth[stage], strict=False)
-                },
-            }
-            for stage in STAGES
-        ]
-        + [
-            {
-                "stage": "**dvc repro**",
-                **{f"{r['rows']:,} rows": f"**{r['repro_seconds'] / 60:.1f} min**" for r in sizes},
-                **{
-                    f"exponent {a['rows']:,}->{b['rows']:,}": g
-                    for (a, b), g in zip(zip(sizes, sizes[1:], strict=False), growth["repro"], strict=False)
-                },
-            }
-        ]
-    )
-    keys = ["rows", "test_rows", "test_positive_rate", "family", "oracle", "champion", "default_hist_gb"]
-    aucs = pd.DataFrame([{k: r[k] for k in keys} for r in sizes])
-    aucs["champion - oracle"] = (aucs["champion"] - aucs["oracle"]).round(4)
-    aucs["champion - default_hist_gb"] = (aucs["champion"] - aucs["default_hist_gb"]).round(4)
-    return "\n\n".join(
-        [
-            "Wall time and peak RSS per stage, and the growth exponent (slope of log time vs log rows; 1 is "
-            "linear), measured by `make bench-scale` on 2 cores (`bench/reference/scale.json`):",
-            _markdown(stages),
-            "Test ROC-AUC on each size's own test split (measured, same run): the oracle is the generator's true "
-            "probability; `default_hist_gb` is a default HistGradientBoosting on the project's features fitted on "
-            "every training row:",
-            _markdown(aucs),
-            "Parts measured on their own (same run):",
-            _markdown(pd.DataFrame(report["parts"]).astype(object).fillna("")),
-        ]
-    )
-
-
-def write_docs(report: dict, index: Path = ROOT / "nbs" / "index.ipynb") -> None:
-    "Replace the generated block of the index notebook's size section (README.md is rendered from it)."
-    import nbformat
-
-    notebook = nbformat.read(index, as_version=4)
-    cell = next(c for c in notebook.cells if c.cell_type == "markdown" and DOCS_START in c.source)
-    head, rest = cell.source.split(DOCS_START, 1)
-    cell.source = f"{head}{DOCS_START}\n{docs_tables(report)}\n{DOCS_END}{rest.split(DOCS_END, 1)[1]}"
-    nbformat.write(notebook, index)
+DOCS_RESULTS = ROOT / "bench" / "results" / "scale.json"  # the README's size tables (tools/bench_tables.py) read it
 
 
 def main() -> None:
@@ -292,21 +229,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--quick", action="store_true", help="10,000 and 30,000 rows only")
     parser.add_argument("--json", type=Path, help="write every figure here")
-    parser.add_argument("--docs", action="store_true", help="write the tables into nbs/index.ipynb (README.md)")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="a params.yaml key besides `data` (YAML value), e.g. featurize.high_cardinality=target; "
-        "not with --docs (the README's tables are for the shipped defaults)",
+        "not with --json bench/results/scale.json (the README's tables are for the shipped defaults)",
     )
     parser.add_argument("--no-parts", action="store_true", help="skip the parts measured on their own")
     args = parser.parse_args()
     sizes = [10_000, 30_000] if args.quick else args.sizes
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    if overrides and args.docs:
-        parser.error("--set changes the shipped defaults: the README's tables (--docs) are for those")
+    if overrides and args.json and args.json.resolve() == DOCS_RESULTS:
+        parser.error("--set changes the shipped defaults: the README's tables (bench/results/scale.json) are for those")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     with tempfile.TemporaryDirectory() as tmp:
         parts = [] if args.no_parts else bench_threshold() + bench_compile(Path(tmp))
@@ -328,8 +264,6 @@ def main() -> None:
     report = {"sizes": results, "growth": growth, "parts": parts}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    if args.docs:
-        write_docs(report)
 
 
 if __name__ == "__main__":

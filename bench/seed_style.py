@@ -59,7 +59,8 @@ def candidate_on_split(raw: pd.DataFrame, params: dict, seed: int) -> tuple[str,
     prep = params["prepare"]
     memory = workflow.prepare_in_memory(raw, {**params, "prepare": {**prep, "seed": seed}})
     train, test = memory.rows("train"), memory.rows("test")
-    splitter = splits.cv_splitter(prep["strategy"], params["train"]["cv_folds"], params["train"]["seed"])
+    strategy = memory.contract["split"]["strategy"]  # what `auto` resolved to, as the train stage reads it
+    splitter = splits.cv_splitter(strategy, params["train"]["cv_folds"], params["train"]["seed"])
     fit = selection.select_and_fit(train.X, train.y, memory.spec, params["train"], splitter)
     proba = fit.candidate.predict_proba(test.X)[:, 1]
     ids = [memory.parts["train"]["rownames"].to_numpy(), memory.parts["test"]["rownames"].to_numpy()]
@@ -79,8 +80,9 @@ def row(name: str, y: np.ndarray, proba: np.ndarray, n_boot: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 split seeds and 200 resamples")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "seed_style.json"))
+    parser.add_argument("--output", help="default bench/results/seed_style.json (seed_style-quick.json with --quick)")
     args = parser.parse_args()
+    args.output = args.output or str(ROOT / "bench" / "results" / f"seed_style{'-quick' if args.quick else ''}.json")
     params = config.load_params(root=ROOT)
     raw = data.read_tables(data.expand_paths(params["data"]["path"], ROOT))
     n_boot = 200 if args.quick else 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -73,6 +74,25 @@ def test_no_settings_ini_and_nbdev_config_in_pyproject():
     assert not (ROOT / "settings.ini").exists()
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["nbdev"]
     assert cfg["lib_path"] == "src/churnlab"
+
+
+def test_the_docs_benchmark_tables_are_what_bench_results_render_to(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import bench_tables
+
+    assert set(bench_tables.blocks()) == set(bench_tables.RENDERERS)  # every renderer has its table, and back
+    assert bench_tables.stale() == [], "run python tools/bench_tables.py (or make docs) and commit"
+    # a figure typed over (here: one digit of a ROC-AUC) is found, and rewriting restores it
+    index = ROOT / "nbs" / "02_features.ipynb"
+    notebook = nbformat.read(index, as_version=4)
+    cell = next(c for c in notebook.cells if "<!-- bench:ablation-telco -->" in c.source)
+    block = bench_tables.BLOCK.search(cell.source)[0]
+    typed = re.sub(r"0\.8(\d)", lambda m: f"0.8{(int(m[1]) + 1) % 10}", block, count=1)
+    cell.source = cell.source.replace(block, typed)
+    copy = tmp_path / "02_features.ipynb"
+    nbformat.write(notebook, copy)
+    assert bench_tables.stale([copy]) == [f"{copy}: ablation-telco"]
+    assert bench_tables.write([copy]) == [copy] and bench_tables.stale([copy]) == []
 
 
 def test_every_stage_reads_only_its_own_params_section():
