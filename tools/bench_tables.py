@@ -105,7 +105,7 @@ def date_parts_table(reports: list[dict]) -> str:
         f"`python bench/ablation.py --dataset {r['dataset']} --blocks date_parts` ({r['seconds']:.0f} s)"
         for r in reports
     )
-    head = f"Measured with {commands}; {reports[0]['folds']} expanding-window folds under the time strategy.\n\n"
+    head = f"Measured with {commands}; {reports[0]['folds']} folds ({FOLDS['time']}) under the time strategy.\n\n"
     return head + _table(["dataset (training rows)", *_family_header(_families(reports[0]))], rows)
 
 
@@ -339,26 +339,25 @@ def refreshed(text: str) -> str:
     return BLOCK.sub(render, text)
 
 
+def _markdown_cells(path: Path):
+    "The notebook at `path` and its Markdown cells that hold a generated block."
+    notebook = nbformat.read(path, as_version=4)
+    return notebook, [c for c in notebook.cells if c.cell_type == "markdown" and BLOCK.search(c.source)]
+
+
 def blocks(notebooks: list[Path] = NOTEBOOKS) -> dict[str, Path]:
     "Every generated block's name -> the notebook that holds it."
-    found = {}
-    for path in notebooks:
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "markdown":
-                found |= {m["name"]: path for m in BLOCK.finditer(cell.source)}
-    return found
+    return {m["name"]: path for path in notebooks for c in _markdown_cells(path)[1] for m in BLOCK.finditer(c.source)}
 
 
 def stale(notebooks: list[Path] = NOTEBOOKS) -> list[str]:
     "`notebook: block` for each generated block that differs from what its results render to."
     out = []
     for path in notebooks:
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "markdown" and BLOCK.search(cell.source):
-                current = {m["name"]: m[0] for m in BLOCK.finditer(cell.source)}
-                fresh = {m["name"]: m[0] for m in BLOCK.finditer(refreshed(cell.source))}
-                shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-                out += [f"{shown}: {n}" for n in current if current[n] != fresh[n]]
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        for cell in _markdown_cells(path)[1]:
+            fresh = {m["name"]: m[0] for m in BLOCK.finditer(refreshed(cell.source))}
+            out += [f"{shown}: {m['name']}" for m in BLOCK.finditer(cell.source) if m[0] != fresh[m["name"]]]
     return out
 
 
@@ -366,12 +365,11 @@ def write(notebooks: list[Path] = NOTEBOOKS) -> list[Path]:
     "Rewrite the generated blocks in place; the notebooks that changed."
     changed = []
     for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        before = [c.source for c in notebook.cells]
-        for cell in notebook.cells:
-            if cell.cell_type == "markdown":
-                cell.source = refreshed(cell.source)
-        if [c.source for c in notebook.cells] != before:
+        notebook, cells = _markdown_cells(path)
+        before = [c.source for c in cells]
+        for cell in cells:
+            cell.source = refreshed(cell.source)
+        if [c.source for c in cells] != before:
             nbformat.write(notebook, path)
             changed.append(path)
     return changed
