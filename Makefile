@@ -7,6 +7,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.setup-stamp
 DATA := data/wa_churn.csv
 PYTEST_ARGS ?=
+# pytest workers (pytest-xdist), one per core; tests sharing a costly fixture stay on one worker (tests/conftest.py)
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -23,7 +26,7 @@ help:
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
 	@echo "make test-fast - the edit loop: notebook checks, lint, nbdev-test, pytest without pipeline runs (< 3 min)"
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring (QUICK=1: short)"
-	@echo "make bench-features - feature-block ablation (repeated 5x2 CV) and the pipeline on three other datasets"
+	@echo "make bench-features - the CV ablations (feature blocks, network options) and the pipeline on other datasets"
 	@echo "make bench-scale - dvc repro on 10k, 100k and 1M synthetic customers: time, memory, growth, AUC vs oracle"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
@@ -95,13 +98,13 @@ lint: setup
 
 test: setup test-deps $(DATA) check lint
 	$(BIN)/nbdev-test --n-workers 2
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The edit loop: notebook checks, lint, the notebooks' own tests and every pytest test that needs no
 # pipeline run or project copy (conftest marks those `slow`). Under 3 minutes on 2 cores.
 test-fast: setup $(DATA) check lint
 	$(BIN)/nbdev-test --n-workers 2
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # The README's scaling walk-through, run against the stand-ins in a temporary copy (part of `make test`).
 test-scale: setup test-deps $(DATA)
@@ -111,20 +114,17 @@ test-scale: setup test-deps $(DATA)
 tune: setup
 	$(BIN)/churnlab tune --n-trials $(or $(N),10)
 
-bench: setup $(DATA)
-	$(PY) bench/pipeline_overhead.py $(if $(QUICK),--repeats 1,)
-	$(PY) bench/seed_style.py $(if $(QUICK),--quick,)
-	$(PY) bench/nn.py $(if $(QUICK),--quick,)
-	$(PY) bench/tune.py $(if $(QUICK),--quick,)
-	$(PY) bench/serve.py $(if $(QUICK),--quick,)
-	$(PY) bench/shadow.py $(if $(QUICK),--quick,)
-	$(PY) bench/monitor.py $(if $(QUICK),--quick,)
-	$(if $(QUICK),,$(PY) bench/nn_ablation.py)
+# The benchmarks serve and monitor the pipeline's own model, so the pipeline is reproduced first (a no-op
+# when up to date); bench/run_all.py times each script and prints where the time went (QUICK=1: short).
+bench: repro
+	$(PY) bench/run_all.py $(if $(QUICK),--quick,)
 
-# Feature blocks and other datasets (not part of `make bench`, ~40 min): the block ablation on Telco,
-# then the pipeline on three other datasets with only the `data` section changed.
+# The CV studies that choose defaults (not part of `make bench`, ~55 min): the feature-block ablation on
+# Telco, the network's options on Telco and mlc_churn, then the pipeline on the other datasets with only
+# the `data` section changed.
 bench-features: setup $(DATA)
 	$(PY) bench/ablation.py
+	$(PY) bench/nn_ablation.py
 	$(PY) bench/datasets.py
 
 # Size (not part of `make bench`, ~35 min): the same `dvc repro` on 10k, 100k and 1M synthetic customers,

@@ -1,4 +1,4 @@
-"""Shadow challenger overhead (`make bench`; `QUICK=1`: 2 rounds of 4 s runs instead of 3 of 15 s).
+"""Shadow challenger overhead (`make bench`; `QUICK=1`: 2 rounds of 3 s runs instead of 3 of 10 s).
 
 The champion's latency with `serve.shadow` off and on: the SAME `churnlab serve` over the same
 champion, the same records and the same load generator (`bench/serve.py`'s), in one run. With the
@@ -58,9 +58,9 @@ def register_challenger(store: Path, artifacts: Path) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 s per run")
+    parser.add_argument("--quick", action="store_true", help="3 s per run")
     args = parser.parse_args()
-    seconds, rounds = (4.0, 2) if args.quick else (15.0, 3)
+    seconds, rounds = (3.0, 2) if args.quick else (10.0, 3)
     rows = records()
     singles = [encode("/predict", json.dumps(r).encode()) for r in rows]
     table = []

@@ -15,6 +15,13 @@ from pathlib import Path
 
 import pytest
 
+# `make test` runs pytest with two workers (pytest-xdist), one per core: each worker and everything it
+# starts (stage notebooks, services, tuning workers) uses one OpenMP/BLAS thread, since two processes with
+# the default two spinning threads each on 2 cores slow each other many times.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_threads] = "1"
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from workspace import BIN, ROOT, commit_all, make_copy, repro, run  # noqa: E402
 
@@ -67,12 +74,29 @@ def pytest_runtest_makereport(item, call):
 # out for the edit loop; `make test` runs every test.
 SLOW_FIXTURES = {"pipeline", "checkout", "prepared_copy", "guide_example", "bank", "walkthrough", "postgres"}
 
+# Under `pytest -n 2 --dist loadgroup` a session or module fixture is built once per worker that needs it,
+# so the tests sharing a costly fixture form one group, run by one worker: the first fixture listed here that
+# a test uses (directly or through another fixture) names its group. The other tests are spread one by one.
+WORKER_GROUPS = {
+    "pipeline": "pipeline",
+    "guide_example": "byod",
+    "bank": "byod",
+    "walkthrough": "scale",
+    "checkout": "checkout",
+    "prepared_copy": "prepared-copy",
+}
+
 
 def pytest_collection_modifyitems(items):
-    "Mark tests `slow` by the fixtures they use; tests marked `mutates_pipeline` run after all the others."
+    """Mark tests `slow` by the fixtures they use and group them by their costly fixture (WORKER_GROUPS);
+    tests marked `mutates_pipeline` run after all the others."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        group = next((g for f, g in WORKER_GROUPS.items() if f in fixtures), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)
 
 

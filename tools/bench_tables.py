@@ -313,6 +313,65 @@ def monitor_tables(report: dict) -> str:
     )
 
 
+def nn_table(report: dict) -> str:
+    "The network against the plain and the tutorial loops: steps, time per epoch and per step, time to best, AUC."
+    rows = [
+        [
+            r["dataset"],
+            r["method"],
+            r["figures"],
+            f"{r['steps_per_epoch']:,}",
+            f"{r['sec_per_epoch']:.3f}",
+            f"{r['ms_per_step']:.2f}",
+            r["epochs_to_best"],
+            r["wall_to_best_s"],
+            ""
+            if r["test_roc_auc"] is None
+            else f"{r['test_roc_auc']:.4f}"
+            + ("" if r["test_roc_auc_sd"] is None else f" ± {r['test_roc_auc_sd']:.4f}"),
+        ]
+        for r in report["rows"]
+    ]
+    header = ["data", "method", "figures", "steps/epoch", "s/epoch", "ms/step", "epochs to best", "s to best"]
+    return (
+        f"Measured with `python bench/nn.py` ({report['device']}): the same layers, patience, plateau schedule "
+        "and validation share on every side. The tutorial loop takes 32x more optimiser steps per epoch, so read "
+        "it by time to best at the ROC-AUC it reaches and by ms per step, not by seconds per epoch. `>=`: the "
+        "epoch cap stopped it first. Test ROC-AUC is mean ± SD over the seeds:\n\n"
+        + _table([*header, "test ROC-AUC"], rows)
+    )
+
+
+def nn_ablation_table(report: dict) -> str:
+    "The network's options by 5-fold CV on two training splits, paired against the shipped defaults."
+    datasets = [k.removesuffix(" vs defaults") for k in report["rows"][0] if k.endswith(" vs defaults")]
+
+    def paired(row: dict, dataset: str) -> str:
+        if row is report["rows"][0]:
+            return ""
+        return f"{row[f'{dataset} vs defaults']:+.4f} ± {row[f'{dataset} vs defaults SE']:.4f}"
+
+    rows = [[r["variant"], *(r[d] for d in datasets), *(paired(r, d) for d in datasets)] for r in report["rows"]]
+    header = ["variant", *(f"{NAMES.get(d, d)} CV ROC-AUC" for d in datasets)]
+    return (
+        f"`python bench/nn_ablation.py` (measured, part of `make bench-features`; {report['seconds']:.0f} s): "
+        "5-fold stratified CV ROC-AUC on each training split (mean ± SE over the folds) of the pipeline with "
+        "`train.model: nn` and one option changed from `params.yaml`'s `train.nn`; against the defaults: the "
+        "paired per-fold difference on the same folds, mean ± SE:\n\n"
+        + _table([*header, *(f"{NAMES.get(d, d)} vs defaults" for d in datasets)], rows)
+    )
+
+
+def bench_times_table(report: dict) -> str:
+    "Where `make bench`'s time goes, per script."
+    rows = [[f"`bench/{r['script']}`", f"{r['seconds']:.0f}"] for r in report["rows"]]
+    return (
+        f"`make bench` took {report['total_seconds'] / 60:.1f} min (measured by `bench/run_all.py`, which "
+        "runs each script in turn):\n\n"
+        + _table(["benchmark", "seconds"], [*rows, ["total", f"{report['total_seconds']:.0f}"]])
+    )
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "scale": lambda: scale_tables(results("scale.json")),
     "ablation-telco": lambda: ablation_table(results("ablation-telco.json")),
@@ -324,6 +383,9 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "serve": lambda: serve_tables(results("serve.json")),
     "serve-sizing": lambda: serve_sizing(results("serve.json")),
     "monitor": lambda: monitor_tables(results("monitor.json")),
+    "nn": lambda: nn_table(results("nn.json")),
+    "nn-ablation": lambda: nn_ablation_table(results("nn_ablation.json")),
+    "bench-times": lambda: bench_times_table(results("bench_times.json")),
 }
 
 
