@@ -79,8 +79,8 @@ SLOW_FIXTURES = {"pipeline", "checkout", "prepared_copy", "guide_example", "bank
 # a test uses (directly or through another fixture) names its group. The other tests are spread one by one.
 WORKER_GROUPS = {
     "pipeline": "pipeline",
-    "guide_example": "byod",
-    "bank": "byod",
+    "guide_example": "byod-guide",
+    "bank": "byod-bank",
     "walkthrough": "scale",
     "checkout": "checkout",
     "prepared_copy": "prepared-copy",
