@@ -1,4 +1,4 @@
-"""Service benchmark (`make bench`; `QUICK=1`: 3 s per level instead of 10, 200,000 rows instead of 1,000,000).
+"""Service benchmark (`make bench`; `QUICK=1`: 1.5 s per level instead of 10, 50,000 rows instead of 1,000,000).
 
 Two comparisons, reported apart, because they answer different questions:
 
@@ -177,7 +177,7 @@ def bench_services(seconds: float, workdir: Path, model: Path) -> tuple[list[dic
             if name == "churnlab":
                 info = httpx.get(f"http://127.0.0.1:{port}/model").json()
             sampled[name] = probabilities(port, rows[:50])
-            asyncio.run(load(port, singles, 1, min(2.0, seconds)))  # warm-up
+            asyncio.run(load(port, singles, 1, min(2.0, seconds / 3)))  # warm-up
             for level, clients, batch in LEVELS:
                 result = asyncio.run(load(port, batches if batch else singles, clients, seconds))
                 table.append({"service": name, "load": level, **result})
@@ -294,10 +294,10 @@ def ratio_rows(table: list[dict], ours: str, theirs: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 s per load level, 200,000 rows for predict")
+    parser.add_argument("--quick", action="store_true", help="1.5 s per load level, 50,000 rows for predict")
     parser.add_argument("--model", type=Path, default=ROOT / "artifacts/model", help="the pipeline both stacks serve")
     args = parser.parse_args()
-    seconds, n_rows = (3.0, 200_000) if args.quick else (10.0, 1_000_000)
+    seconds, n_rows = (1.5, 50_000) if args.quick else (10.0, 1_000_000)
     with tempfile.TemporaryDirectory() as d:
         workdir = Path(d)
         batch = bench_batch_predict(workdir, n_rows, args.model)

@@ -1,10 +1,10 @@
-"""Shadow challenger overhead (`make bench`; `QUICK=1`: 2 rounds of 3 s runs instead of 3 of 10 s).
+"""Shadow challenger overhead (`make bench`; `QUICK=1`: 1 round of 2 s runs instead of 3 of 10 s).
 
 The champion's latency with `serve.shadow` off and on: the SAME `churnlab serve` over the same
 champion, the same records and the same load generator (`bench/serve.py`'s), in one run. With the
 shadow on, the registry's `challenger` (here: a logistic regression fitted on the training split,
 registered into a temporary copy of the project's MLflow store) scores every answered record in a
-background thread. Off and on alternate (off, on, off, on, ...: 3 rounds, 2 with QUICK) so that drift of the
+background thread. Off and on alternate (off, on, off, on, ...: 3 rounds, 1 with QUICK) so that drift of the
 machine's load lands on both; each row is one run, and the ratio compares the medians of the runs
 of each mode (the spread of the off runs is the noise to read it against).
 The server is pinned to one core and the client to the other (as in `bench/serve.py`), so the
@@ -58,9 +58,9 @@ def register_challenger(store: Path, artifacts: Path) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 s per run")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs")
     args = parser.parse_args()
-    seconds, rounds = (3.0, 2) if args.quick else (10.0, 3)
+    seconds, rounds = (2.0, 1) if args.quick else (10.0, 3)
     rows = records()
     singles = [encode("/predict", json.dumps(r).encode()) for r in rows]
     table = []

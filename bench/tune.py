@@ -107,12 +107,12 @@ def tuned_vs_untuned(name, params, n_trials, storage_dir, nested: bool = True) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="10 trials, Telco only, no nested CV")
+    parser.add_argument("--quick", action="store_true", help="4 trials, Telco only, no nested CV")
     parser.add_argument("--all", action="store_true", help="mlc_churn too")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    n_trials = 10 if args.quick else params["tune"]["n_trials"]
+    n_trials = 4 if args.quick else params["tune"]["n_trials"]
     with tempfile.TemporaryDirectory() as storage_dir:
         telco = load("telco")
         spec, train = telco.spec, telco.rows("train")
