@@ -9,7 +9,7 @@ DATA := data/wa_churn.csv
 PYTEST_ARGS ?=
 # pytest workers (pytest-xdist), one per core; tests sharing a costly fixture stay on one worker (tests/conftest.py)
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true

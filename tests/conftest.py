@@ -8,9 +8,11 @@ pipeline outputs reuses the same run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,9 +76,11 @@ def pytest_runtest_makereport(item, call):
 # out for the edit loop; `make test` runs every test.
 SLOW_FIXTURES = {"pipeline", "checkout", "prepared_copy", "guide_example", "bank", "walkthrough", "postgres"}
 
-# Under `pytest -n 2 --dist loadgroup` a session or module fixture is built once per worker that needs it,
-# so the tests sharing a costly fixture form one group, run by one worker: the first fixture listed here that
-# a test uses (directly or through another fixture) names its group. The other tests are spread one by one.
+# Under `pytest -n 2` (pytest-xdist) a session or module fixture is built once per worker that needs it, so the
+# tests sharing a costly fixture form one group, run by one worker: the first fixture listed here that a test
+# uses (directly or through another fixture) names its group; every other test is a group of its own. The
+# workers write each test's group to a file while collecting and the scheduler below reads it (xdist's own
+# `--dist loadgroup` cannot be used: it renames test ids in a way pytest 9 no longer honours).
 WORKER_GROUPS = {
     "pipeline": "pipeline",
     "guide_example": "byod-guide",
@@ -85,19 +89,55 @@ WORKER_GROUPS = {
     "checkout": "checkout",
     "prepared_copy": "prepared-copy",
 }
+GROUPS_FILE = "CHURNLAB_TEST_GROUPS_FILE"
 
 
-def pytest_collection_modifyitems(items):
-    """Mark tests `slow` by the fixtures they use and group them by their costly fixture (WORKER_GROUPS);
-    tests marked `mutates_pipeline` run after all the others."""
+def pytest_configure(config):
+    "The controller names the file its workers write the groups to (they inherit its environment)."
+    if not os.environ.get("PYTEST_XDIST_WORKER") and getattr(config.option, "numprocesses", None):
+        os.environ[GROUPS_FILE] = str(Path(tempfile.mkdtemp(prefix="churnlab-test-groups-")) / "groups.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    "xdist's scope scheduling with a test's WORKER_GROUPS group as its scope: a group runs whole on one worker."
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FixtureGroupScheduling(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # read once the workers have collected
+                self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text())
+            return self.groups.get(nodeid, nodeid)
+
+    return FixtureGroupScheduling(config, log)
+
+
+def _write_groups(items) -> None:
+    "A worker writes each grouped test's group for the scheduler (atomically: both workers write the same file)."
+    groups = {}
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if SLOW_FIXTURES & fixtures:
-            item.add_marker(pytest.mark.slow)
         group = next((g for f, g in WORKER_GROUPS.items() if f in fixtures), None)
         if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+            groups[item.nodeid] = group
+    target = Path(os.environ[GROUPS_FILE])
+    partial = target.with_name(f"{target.name}.{os.environ['PYTEST_XDIST_WORKER']}")
+    partial.write_text(json.dumps(groups))
+    os.replace(partial, target)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the `slow` mark
+def pytest_collection_modifyitems(items):
+    """Mark tests `slow` by the fixtures they use; under xdist, write their worker groups (WORKER_GROUPS);
+    tests marked `mutates_pipeline` run after all the others (in their group: after the pipeline's other tests)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(GROUPS_FILE):
+        _write_groups(items)
 
 
 @pytest.fixture(scope="session", autouse=True)
