@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnlab import config, models, selection, splits, workflow
+from churnlab import config, files, models, selection, splits, workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDS = 5
@@ -67,9 +67,8 @@ def main() -> None:
     print(table.to_string(index=False))
     seconds = time.perf_counter() - started
     print(f"ablation time: {seconds:.0f} s (measured: python bench/nn_ablation.py)")
-    out = ROOT / "bench" / "results" / "nn_ablation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seconds": round(seconds, 1), "rows": table.to_dict(orient="records")}, indent=2) + "\n")
+    report = {"seconds": round(seconds, 1), "rows": table.to_dict(orient="records")}
+    files.atomic_write_text(ROOT / "bench" / "results" / "nn_ablation.json", json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,20 @@ import sys
 import time
 from pathlib import Path
 
+from churnlab import files
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# (script, arguments of the full run, arguments of the quick run)
-BENCHMARKS = [
-    ("pipeline_overhead.py", [], ["--repeats", "1"]),
-    ("seed_style.py", [], ["--quick"]),
-    ("nn.py", [], ["--quick"]),
-    ("tune.py", [], ["--quick"]),
-    ("serve.py", [], ["--quick"]),
-    ("shadow.py", [], ["--quick"]),
-    ("monitor.py", [], ["--quick"]),
-]
+# script -> its arguments under QUICK=1 (the full run passes none)
+BENCHMARKS = {
+    "pipeline_overhead.py": ["--repeats", "1"],
+    "seed_style.py": ["--quick"],
+    "nn.py": ["--quick"],
+    "tune.py": ["--quick"],
+    "serve.py": ["--quick"],
+    "shadow.py": ["--quick"],
+    "monitor.py": ["--quick"],
+}
 
 
 def main() -> int:
@@ -37,10 +39,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", help="only these scripts (e.g. nn.py serve.py)")
     args = parser.parse_args()
     rows, started = [], time.perf_counter()
-    for script, full, quick in BENCHMARKS:
-        arguments = quick if args.quick else full
+    for script, quick in BENCHMARKS.items():
         if args.only and script not in args.only:
             continue
+        arguments = quick if args.quick else []
         print(f"\n=== bench/{script} {' '.join(arguments)}", flush=True)
         t0 = time.perf_counter()
         code = subprocess.run([sys.executable, str(ROOT / "bench" / script), *arguments], cwd=ROOT).returncode
@@ -55,7 +57,9 @@ def main() -> int:
     print(f"| total | {total:.0f} |")
     if not args.only:
         out = ROOT / "bench" / "results" / f"bench_times{'-quick' if args.quick else ''}.json"
-        out.write_text(json.dumps({"quick": args.quick, "total_seconds": total, "rows": rows}, indent=2) + "\n")
+        files.atomic_write_text(
+            out, json.dumps({"quick": args.quick, "total_seconds": total, "rows": rows}, indent=2) + "\n"
+        )
     return 0
 
 

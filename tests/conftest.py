@@ -114,30 +114,23 @@ def pytest_xdist_make_scheduler(config, log):
     return FixtureGroupScheduling(config, log)
 
 
-def _write_groups(items) -> None:
-    "A worker writes each grouped test's group for the scheduler (atomically: both workers write the same file)."
-    groups = {}
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        group = next((g for f, g in WORKER_GROUPS.items() if f in fixtures), None)
-        if group is not None:
-            groups[item.nodeid] = group
-    target = Path(os.environ[GROUPS_FILE])
-    partial = target.with_name(f"{target.name}.{os.environ['PYTEST_XDIST_WORKER']}")
-    partial.write_text(json.dumps(groups))
-    os.replace(partial, target)
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the `slow` mark
 def pytest_collection_modifyitems(items):
     """Mark tests `slow` by the fixtures they use; under xdist, write their worker groups (WORKER_GROUPS);
     tests marked `mutates_pipeline` run after all the others (in their group: after the pipeline's other tests)."""
+    groups = {}
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        group = next((g for f, g in WORKER_GROUPS.items() if f in fixtures), None)
+        if group is not None:
+            groups[item.nodeid] = group
     items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)
     if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(GROUPS_FILE):
-        _write_groups(items)
+        from churnlab import files  # atomic: both workers write the same file for the scheduler
+
+        files.atomic_write_text(os.environ[GROUPS_FILE], json.dumps(groups))
 
 
 @pytest.fixture(scope="session", autouse=True)
