@@ -7,6 +7,7 @@ pipeline outputs reuses the same run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ[_threads] = "1"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from workspace import BIN, ROOT, commit_all, make_copy, repro, run  # noqa: E402
+from workspace import BIN, ROOT, commit_all, deep_update, make_copy, repro, run  # noqa: E402
 
 __all__ = ["BIN", "ROOT", "commit_all", "dvc", "make_copy", "repro", "run"]
 
@@ -41,6 +42,13 @@ TEST_PROFILE = {
     "evaluate": {"bootstrap_samples": 200},
     "tune": {"n_trials": 6, "max_rows": 3000},
 }
+# For tests of data handling and infrastructure (your own data, past one machine), where the model's quality
+# is not what is checked: the tuned family is logistic regression (trials of well under a second, not ~4 s of
+# boosting) and the block ablation reads 1,000 rows. The pipeline's own tests keep TEST_PROFILE.
+LIGHT_PROFILE = deep_update(copy.deepcopy(TEST_PROFILE), {
+    "tune": {"family": "logreg"},
+    "featurize": {"ablation": {"max_rows": 1000}},
+})  # fmt: skip
 
 
 def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -74,14 +82,17 @@ def pytest_runtest_makereport(item, call):
 # Fixtures that run the pipeline (or a stage of it) or build a project copy. A test that uses one,
 # directly or through another fixture, is marked `slow`: `make test-fast` (`-m "not slow"`) leaves it
 # out for the edit loop; `make test` runs every test.
-SLOW_FIXTURES = {"pipeline", "checkout", "prepared_copy", "guide_example", "bank", "walkthrough", "postgres"}
+SLOW_FIXTURES = {
+    "pipeline", "serving_pipeline", "checkout", "prepared_copy", "guide_example", "bank", "walkthrough", "postgres"
+}  # fmt: skip
 
 # Under `pytest -n 2` (pytest-xdist) a session or module fixture is built once per worker that needs it, so the
 # tests sharing a costly fixture form one group, run by one worker: the first fixture listed here that a test
 # uses (directly or through another fixture) names its group; every other test is a group of its own. The
 # workers write each test's group to a file while collecting and the scheduler below reads it (xdist's own
 # `--dist loadgroup` cannot be used: it renames test ids in a way pytest 9 no longer honours).
-WORKER_GROUPS = {
+WORKER_GROUPS = {  # first match wins: the service's tests use `pipeline` too (test_serve.py aliases it)
+    "serving_pipeline": "serving",
     "pipeline": "pipeline",
     "guide_example": "byod-guide",
     "bank": "byod-bank",
@@ -143,11 +154,24 @@ def user_state_untouched():
     assert not changed, f"the test suite changed the user's {changed}"
 
 
+def _reproduced_copy(tmp_path_factory, name: str) -> Path:
+    "The project reproduced (test profile) in a fresh temporary copy, committed; what `dvc repro` showed is kept."
+    root = make_copy(tmp_path_factory.mktemp(name) / "project", TEST_PROFILE)
+    result = repro(root)
+    (root.parent / "repro.terminal").write_text(result.stdout + result.stderr)
+    commit_all(root, "reproduced")
+    return root
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> Path:
     "The project reproduced once (test profile) in a temporary copy; tests must leave it as found."
-    root = make_copy(tmp_path_factory.mktemp("pipeline") / "project", TEST_PROFILE)
-    result = repro(root)
-    (root.parent / "repro.terminal").write_text(result.stdout + result.stderr)  # what `dvc repro` showed
-    commit_all(root, "reproduced")
-    return root
+    return _reproduced_copy(tmp_path_factory, "pipeline")
+
+
+@pytest.fixture(scope="session")
+def serving_pipeline(tmp_path_factory) -> Path:
+    """A second reproduced copy, for the service's tests and the rerun check: under `make test` one worker holds
+    each copy, so the pipeline's tests and the service's run side by side (one copy made them ~18 of the
+    suite's ~19 minutes on one worker while the other waited)."""
+    return _reproduced_copy(tmp_path_factory, "serving")

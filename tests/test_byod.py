@@ -14,7 +14,7 @@ import httpx
 import nbformat
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT, TEST_PROFILE, make_copy, run
+from conftest import BIN, LIGHT_PROFILE, ROOT, make_copy, run
 from pydantic import TypeAdapter
 from tables import bank_table
 from test_serve import STOPPED, Server
@@ -22,7 +22,7 @@ from workspace import deep_update
 
 from churnlab import config, monitor, schema
 
-BYOD_PROFILE = deep_update(copy.deepcopy(TEST_PROFILE), {"tune": {"n_trials": 3}})
+BYOD_PROFILE = deep_update(copy.deepcopy(LIGHT_PROFILE), {"tune": {"n_trials": 3}})
 BANK_RUN = "dvc exp run -S data.path=data/bank.csv -S data.target=Exited -S data.positive_label=yes"
 
 

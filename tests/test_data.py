@@ -8,14 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, make_copy, run
+from conftest import BIN, ROOT, make_copy, run
 
-from churnlab import data, splits
+from churnlab import config, data, roles, splits
 
 
 @pytest.fixture(scope="module")
-def telco(pipeline) -> pd.DataFrame:
-    return pd.read_csv(pipeline / "data" / "wa_churn.csv")
+def telco(tmp_path_factory) -> pd.DataFrame:
+    "The default raw table (the checkout's copy, else written as `make_copy` writes it)."
+    path = ROOT / "data" / "wa_churn.csv"
+    if not path.exists():
+        path = tmp_path_factory.mktemp("telco") / "wa_churn.csv"
+        data.write_default_data(path)
+    return pd.read_csv(path)
 
 
 def test_default_data_is_the_telco_churn_table(telco):
@@ -104,6 +109,28 @@ def prepared_copy(tmp_path_factory) -> tuple:
 
 
 @pytest.mark.parametrize("case", list(BAD_DATA))
+def test_every_contract_rule_names_the_column_the_rule_and_the_fix(telco, tmp_path, case):
+    "What the prepare stage runs, in process: each bad file is refused with one message naming column, rule, fix."
+    write, data_params, expected = BAD_DATA[case]
+    (tmp_path / "data").mkdir()
+    write(telco, tmp_path / "data" / "bad.csv")
+    params = config.params_section("data", root=ROOT) | {"path": "data/bad.csv", **data_params}
+    prepare = config.params_section("prepare", root=ROOT)
+    with pytest.raises(data.DataContractError) as refused:
+        raw = data.read_tables(data.expand_paths(params["path"], tmp_path), **data.csv_dialect(params))
+        contract = roles.contract_from_params(raw, params)
+        splits.prepare_splits(raw, contract, prepare["strategy"], prepare["test_size"], prepare["holdout_size"],
+                              prepare["seed"], prepare["min_positives"])  # fmt: skip
+    message = str(refused.value)
+    assert expected in message and "Fix: " in message and len(message.splitlines()) <= 4, message
+
+
+# Through `dvc repro`: a reading error, a rule of the contract and a declared column that is wrong; every rule
+# takes this same path (the runner prints the DataContractError's message), checked above in process.
+END_TO_END = ("empty file", "three classes", "a date that is no date")
+
+
+@pytest.mark.parametrize("case", END_TO_END)
 def test_prepare_refuses_bad_data_and_leaves_its_outputs_untouched(prepared_copy, telco, case):
     root, before = prepared_copy
     write, data_params, expected = BAD_DATA[case]

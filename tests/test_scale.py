@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import standins
-from conftest import ROOT, TEST_PROFILE
+from conftest import LIGHT_PROFILE, ROOT
 from workspace import make_copy, project_env
 
 from churnlab import sinks
@@ -76,7 +76,7 @@ def walkthrough(tmp_path_factory):
     busy = [port for port in SERVE_PORTS if not _port_is_free(port)]
     assert not busy, f"the walk-through serves on ports {SERVE_PORTS}; in use here: {busy}"
     base = tmp_path_factory.mktemp("scale")
-    root = make_copy(base / "project", TEST_PROFILE)
+    root = make_copy(base / "project", LIGHT_PROFILE)
     (root / ".venv").symlink_to(ROOT / ".venv")  # `make` in the copy finds the set-up virtualenv
     (base / "tmp").mkdir()
     ports = {"pg": standins.free_port(), "s3": standins.free_port(), "mlflow": standins.free_port()}
@@ -133,7 +133,7 @@ def test_two_tuning_workers_share_one_postgresql_study(walkthrough):
     storage = walkthrough["services"]["CHURNLAB_TUNE_STORAGE"]
     (summary,) = optuna.get_all_study_summaries(storage)
     trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
-    assert len(trials) == TEST_PROFILE["tune"]["n_trials"] + 4 + 4  # the stage's, then 4 per worker
+    assert len(trials) == LIGHT_PROFILE["tune"]["n_trials"] + 4 + 4  # the stage's, then 4 per worker
     assert sorted(t.number for t in trials) == list(range(len(trials)))  # none lost, none twice
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert all(t.state in finished for t in trials)

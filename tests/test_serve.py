@@ -78,6 +78,12 @@ class Server:
 
 
 @pytest.fixture(scope="session")
+def pipeline(serving_pipeline) -> Path:
+    "The service's tests run on the second reproduced copy (conftest `serving_pipeline`), beside the pipeline's."
+    return serving_pipeline
+
+
+@pytest.fixture(scope="session")
 def service(pipeline, tmp_path_factory):
     "One server over the champion for the read-only tests."
     server = Server(pipeline, tmp_path_factory.mktemp("service")).wait_ready()
