@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -280,6 +281,19 @@ def test_capped_steps_record_their_rows_and_the_candidate_is_fitted_on_every_row
     assert latest["evaluate"]["importance_rows"] == json.loads((pipeline / "reports/metrics.json").read_text())["n"]
 
 
+def test_model_card_shows_slices_with_intervals_and_marks_the_small_ones(pipeline):
+    section = (pipeline / "reports/model_card.md").read_text().split("## Slices")[1].split("\n## ")[0]
+    header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
+    expected = ["column", "level", "rows", "positives", "ROC-AUC [95% CI]", "recall", "judged"]
+    assert [c.strip() for c in header.strip("|").split("|")] == expected
+    contract = [[c.strip() for c in r.strip("|").split("|")] for r in rows if r.startswith("| contract ")]
+    assert len(contract) == 3  # Month-to-month, One year, Two year
+    for _, _, n, positives, auc, _, judged in contract:
+        low, high = map(float, re.search(r"\[(\S+), (\S+)\]", auc).groups())
+        assert low <= float(auc.split()[0]) <= high
+        assert (judged == "yes") == (min(int(positives), int(n) - int(positives)) >= 10)
+
+
 def test_long_stages_draw_progress_on_the_terminal_of_dvc_repro(pipeline):
     terminal = (pipeline.parent / "repro.terminal").read_text()
     assert (
@@ -331,8 +345,10 @@ def test_rerun_is_byte_stable_and_retrained_equal_model_is_not_promoted(serving_
     assert second["promoted"] is False and second["champion_version"] == first["champion_version"]
 
 
-def test_promote_and_rollback_move_the_champion_alias(pipeline):
+def test_promote_and_rollback_move_the_champion_alias(pipeline, monkeypatch):
     from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{pipeline}/mlflow.db")  # the registry resolves models: here
 
     promotion = json.loads((pipeline / "reports/promotion.json").read_text())
     name, champion = promotion["registered_model"], promotion["champion_version"]

@@ -97,7 +97,9 @@ display(lift)
 slice_columns = params.get("slice_columns") or [
     c for c in data.columns_by_role(contract, "categorical", "boolean")
     if 2 <= X[c].nunique() <= 10]
-slices = evaluate.slice_metrics(X, y, proba, slice_columns, meta["threshold"])
+slices = evaluate.slice_metrics(X, y, proba, slice_columns, meta["threshold"], n_boot=n_boot,
+                                seed=seed, min_class_rows=params["slice_min_class_rows"])
+evaluate.slice_gate_columns(params, X.columns)  # a gate that is on names columns of this data: before registering
 display(slices)
 
 # %% [markdown]

@@ -5,6 +5,8 @@
 # %% ../../nbs/04_evaluate.ipynb #9e059fda
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
@@ -25,9 +27,10 @@ from sklearn.metrics import (
 from .structures import decide
 
 # %% auto #0
-__all__ = ['classification_metrics', 'bootstrap_values', 'bootstrap_interval', 'paired_bootstrap_test', 'promotion_decision',
-           'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_confusion_matrix', 'plot_score_distribution',
-           'lift_table', 'plot_lift', 'permutation_importance_table', 'plot_feature_importance', 'slice_metrics']
+__all__ = ['SLICE_COLUMNS', 'classification_metrics', 'bootstrap_values', 'bootstrap_interval', 'paired_bootstrap_test',
+           'promotion_decision', 'plot_roc', 'plot_precision_recall', 'plot_calibration', 'plot_confusion_matrix',
+           'plot_score_distribution', 'lift_table', 'plot_lift', 'permutation_importance_table',
+           'plot_feature_importance', 'slice_metrics', 'slice_gate_columns', 'slice_gate']
 
 # %% ../../nbs/04_evaluate.ipynb #106336ed
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
@@ -124,8 +127,20 @@ def paired_bootstrap_test(y: np.ndarray, candidate: np.ndarray, champion: np.nda
     return {"difference": round(float(observed), 9), "p_value": round(float(p_value), 9), "margin": margin}
 
 
-def promotion_decision(test: dict[str, float] | None, alpha: float = 0.05) -> tuple[bool, str]:
-    "Whether to move `champion`, and why. `test` is None when the contract has no champion yet."
+def promotion_decision(test: dict[str, float] | None, alpha: float = 0.05,
+                       slices: dict[str, Any] | None = None) -> tuple[bool, str]:
+    """Whether to move `champion`, and why. `test` is None when the contract has no champion yet; `slices`
+    is `slice_gate`'s result when `evaluate.slice_gate` is on: it can only refuse a candidate."""
+    promoted, reason = _average_decision(test, alpha)
+    if promoted and slices is not None and slices["refused"]:
+        worst = slices["worst"]
+        return False, (f"not promoted by the slice gate: {worst['column']} = {worst['level']} scores "
+                       f"{worst['difference']:+.4f} ROC-AUC against the champion on the same {worst['rows']} rows "
+                       f"(below -{slices['margin']}), though {reason}")
+    return promoted, reason
+
+
+def _average_decision(test: dict[str, float] | None, alpha: float) -> tuple[bool, str]:
     if test is None:
         return True, "first candidate of this contract: promoted"
     if test["difference"] is None:  # no test row the champion did not train on holds both classes
@@ -248,14 +263,68 @@ def plot_feature_importance(table: pd.DataFrame, top: int = 15):
     return fig
 
 
-def slice_metrics(frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, columns: list[str],
-                  threshold: float, min_rows: int = 30) -> pd.DataFrame:
-    "Metrics per level of each slice column (levels with both classes and `min_rows` rows)."
+SLICE_COLUMNS = ["column", "level", "n", "positives", "positive_rate", "roc_auc", "roc_auc_low", "roc_auc_high",
+                 "f1", "recall", "judged"]
+
+
+def slice_metrics(frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, columns: list[str], threshold: float,
+                  n_boot: int = 1000, seed: int = 42, min_class_rows: int = 10) -> pd.DataFrame:
+    """Metrics per level of each slice column, with the positive count and a bootstrap 95% interval of
+    ROC-AUC. A level with fewer than `min_class_rows` rows of either class is marked `judged = False`:
+    shown, not ranked. Judged levels come first in each column, worst ROC-AUC first."""
     rows = []
     for column in columns:
+        levels = []
         for level, idx in frame.groupby(column, dropna=False).indices.items():
-            if len(idx) >= min_rows and 0 < y[idx].sum() < len(idx):
-                m = classification_metrics(y[idx], proba[idx], threshold)
-                rows.append({"column": column, "level": str(level), "n": len(idx), "positive_rate": m["positive_rate"],
-                             "roc_auc": m["roc_auc"], "f1": m["f1"], "recall": m["recall"]})
-    return pd.DataFrame(rows)
+            y_level, p_level = y[idx], proba[idx]
+            positives = int(y_level.sum())
+            row = {"column": column, "level": str(level), "n": len(idx), "positives": positives,
+                   "positive_rate": round(positives / len(idx), 9),
+                   "judged": min(positives, len(idx) - positives) >= min_class_rows}
+            if 0 < positives < len(idx):  # ROC-AUC needs both classes
+                m = classification_metrics(y_level, p_level, threshold)
+                low, high = bootstrap_interval(y_level, p_level, n_boot=n_boot, seed=seed)
+                row |= {"roc_auc": m["roc_auc"], "roc_auc_low": low, "roc_auc_high": high, "f1": m["f1"],
+                        "recall": m["recall"]}
+            levels.append(row)
+        levels.sort(key=lambda r: (not r["judged"], r.get("roc_auc", np.inf) if r["judged"] else 0, r["level"]))
+        rows += levels
+    return pd.DataFrame(rows, columns=SLICE_COLUMNS)
+
+
+def slice_gate_columns(params: dict[str, Any], available) -> list[str] | None:
+    """The columns `evaluate.slice_gate` judges (its own `columns`, else `slice_columns`); None when the gate is
+    off. A gate that is on must name columns of the data: checked before anything is registered."""
+    gate = params.get("slice_gate") or {}
+    if not gate.get("enabled"):
+        return None
+    columns = list(gate.get("columns") or params.get("slice_columns") or [])
+    if not columns:
+        raise ValueError("evaluate.slice_gate is on but names no columns: set evaluate.slice_gate.columns (or "
+                         "evaluate.slice_columns) to the segments a candidate may not regress")
+    missing = [column for column in columns if column not in set(available)]
+    if missing:
+        raise ValueError(f"evaluate.slice_gate.columns {missing} are not columns of this data")
+    return columns
+
+
+def slice_gate(frame: pd.DataFrame, y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, columns: list[str],
+               margin: float, min_class_rows: int = 10) -> dict[str, Any]:
+    """Candidate minus champion ROC-AUC on each judged level of `columns`, on the same rows (rows where the
+    champion's score is NaN, those it trained on, are left out); `refused` when the worst is below -`margin`."""
+    fresh = np.isfinite(champion)
+    frame, y, candidate, champion = frame[fresh], y[fresh], candidate[fresh], champion[fresh]
+    levels = []
+    for column in columns:
+        for level, idx in frame.groupby(column, dropna=False).indices.items():
+            positives = int(y[idx].sum())
+            if min(positives, len(idx) - positives) < min_class_rows:
+                continue  # too few to judge: never the reason a candidate is refused
+            ours, theirs = roc_auc_score(y[idx], candidate[idx]), roc_auc_score(y[idx], champion[idx])
+            levels.append({"column": column, "level": str(level), "rows": len(idx), "positives": positives,
+                           "candidate": round(float(ours), 9), "champion": round(float(theirs), 9),
+                           "difference": round(float(ours - theirs), 9)})
+    worst = min(levels, key=lambda r: r["difference"], default=None)
+    return {"margin": margin, "min_class_rows": min_class_rows, "worst": worst, "levels": levels,
+            "refused": worst is not None and worst["difference"] < -margin}
+

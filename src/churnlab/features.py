@@ -18,6 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.metadata_routing import get_routing_for_object
+from sklearn.utils.validation import check_is_fitted
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     KBinsDiscretizer,
@@ -105,6 +106,7 @@ class DateParts(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "columns_")
         arrays = [a for c in self.columns_ for a in date_parts(X[c]).values()]
         return np.column_stack(arrays) if arrays else np.empty((len(X), 0))
 
@@ -148,6 +150,7 @@ class GroupAggregates(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "tables_")
         out = []
         for key in self.keys:
             levels = pd.Index(self.levels_[key])
@@ -160,6 +163,14 @@ class GroupAggregates(TransformerMixin, BaseEstimator):
         return np.asarray([f"{v}_{s}_by_{k}" for k in self.keys for v in self.values for s in self.stats], dtype=object)
 
 # %% ../../nbs/02_features.ipynb #dd23f47b
+def _checked_width(transformer, values: np.ndarray) -> np.ndarray:
+    "`values` when they have as many columns as the fitted input; a ValueError saying so otherwise."
+    if values.ndim != 2 or values.shape[1] != transformer.n_features_in_:
+        raise ValueError(f"X has {values.shape[1] if values.ndim == 2 else values.ndim} columns, but "
+                         f"{type(transformer).__name__} was fitted on {transformer.n_features_in_}")
+    return values
+
+
 class InformativeColumns(TransformerMixin, BaseEstimator):
     "Keep the `top_k` columns whose values alone rank the target best (|ROC-AUC - 0.5|, on the fitting rows)."
 
@@ -179,7 +190,10 @@ class InformativeColumns(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, self.selected_]
+        check_is_fitted(self, "selected_")
+        if hasattr(X, "columns") and set(X.columns) == set(self.feature_names_in_):
+            X = X[list(self.feature_names_in_)]  # by name: reordered columns pick the same ones
+        return _checked_width(self, np.asarray(X, dtype=float))[:, self.selected_]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = self.feature_names_in_ if input_features is None else np.asarray(input_features, dtype=object)
@@ -201,7 +215,8 @@ class PairwiseRatios(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        values = np.asarray(X, dtype=float)
+        check_is_fitted(self, "n_features_in_")
+        values = _checked_width(self, np.asarray(X, dtype=float))
         pairs = [(i, j) for i in range(values.shape[1]) for j in range(i + 1, values.shape[1])]
         out = [f(values[:, i], values[:, j]) for i, j in pairs for f in (safe_divide, np.multiply)]
         return np.clip(np.column_stack(out), -self.LIMIT, self.LIMIT) if out else np.empty((len(values), 0))

@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -68,10 +70,6 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _as_array(X) -> np.ndarray:
-    return (X.to_numpy(dtype=np.float32) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float32))
-
-
 class TabularNNClassifier(ClassifierMixin, BaseEstimator):
     "A multilayer network for tabular binary classification with early stopping; a scikit-learn estimator."
 
@@ -96,6 +94,11 @@ class TabularNNClassifier(ClassifierMixin, BaseEstimator):
         self.device_memory_share = device_memory_share
         self.random_state = random_state
         self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # one logit: two classes, refused otherwise
+        return tags
 
 # %% ../../nbs/07_nn.ipynb #160dedf6
 def _placed(self, array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -141,20 +144,49 @@ def _epoch_losses(self, net, X_t, y_t, X_v, y_v, optimizer, loss_fn, generator):
     return total.item() / len(X_t), val
 
 
+def _binary_codes(self, y) -> np.ndarray:
+    "`y` as 0/1 floats; `classes_` holds its two labels, sorted (the second is the positive class)."
+    check_classification_targets(y)
+    self.classes_, codes = np.unique(y, return_inverse=True)
+    if len(self.classes_) != 2:
+        raise ValueError(f"Only binary classification is supported. TabularNNClassifier has one logit; y has "
+                         f"{len(self.classes_)} class(es), {self.classes_[:5].tolist()}")
+    return codes.astype(np.float32)
+
+
+def _positive_weight(self, y: np.ndarray) -> float:
+    "The positive class's weight over the negative's, from `class_weight` (None, 'balanced' or {label: w})."
+    if self.class_weight is None:
+        return 1.0
+    if self.class_weight == "balanced":
+        pos = float(y.mean())
+        return (1 - pos) / pos
+    weights = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y.astype(int)])
+    return float(weights[1] / weights[0])
+
+
+def _validation_split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Rows to fit and to early-stop on: stratified when each class has two rows, and at least two to fit."
+    stratify = y if np.bincount(y.astype(int), minlength=2).min() >= 2 else None
+    fit_idx, val_idx = train_test_split(np.arange(len(y)), test_size=self.validation_fraction, stratify=stratify,
+                                        random_state=self.random_state)
+    if len(fit_idx) < 2 or len(val_idx) < 1:
+        raise ValueError(f"TabularNNClassifier needs at least 2 rows to fit and 1 to validate on; got {len(y)} "
+                         f"rows with validation_fraction={self.validation_fraction}")
+    return fit_idx, val_idx
+
+
 def fit(self, X, y):
     "Fit on `X` (array or DataFrame) and binary `y`, early-stopping on a validation split."
-    X, y = _as_array(X), np.asarray(y).astype(np.float32)
-    self.classes_ = np.array([0, 1])
-    self.n_features_in_ = X.shape[1]
+    X, y = validate_data(self, X, y, dtype=np.float32)
+    y = self._binary_codes(y)
     torch.manual_seed(self.random_state)
     device = _device(self.device)
-    fit_idx, val_idx = train_test_split(np.arange(len(y)), test_size=self.validation_fraction, stratify=y,
-                                        random_state=self.random_state)
+    fit_idx, val_idx = self._validation_split(y)
     net = self._build(X).to(device)
     X_t, y_t = self._placed(X[fit_idx], device), torch.from_numpy(y[fit_idx]).to(device)
     X_v, y_v = self._placed(X[val_idx], device), torch.from_numpy(y[val_idx]).to(device)
-    pos = float(y[fit_idx].mean())
-    weight = torch.tensor((1 - pos) / pos if self.class_weight == "balanced" else 1.0, device=device)
+    weight = torch.tensor(self._positive_weight(y[fit_idx]), device=device)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
     optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
     if self.scheduler == "cosine":
@@ -179,12 +211,17 @@ def fit(self, X, y):
             since_best += 1
             if since_best >= self.patience:
                 break
+    if best_state is None:
+        raise ValueError(f"TabularNNClassifier: the validation loss was never finite ({val_loss}); lower lr={self.lr}")
     net.load_state_dict(best_state)
     self.net_ = net.eval()
     self.n_epochs_ = epoch + 1
     return self
 
 
+TabularNNClassifier._binary_codes = _binary_codes
+TabularNNClassifier._positive_weight = _positive_weight
+TabularNNClassifier._validation_split = _validation_split
 TabularNNClassifier._placed = _placed
 TabularNNClassifier._build = _build
 TabularNNClassifier._epoch_losses = _epoch_losses
@@ -201,14 +238,16 @@ def _logits(self, net, X: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
 def predict_proba(self, X) -> np.ndarray:
     "Class probabilities, shape (n, 2)."
     check_is_fitted(self, "net_")
+    X = validate_data(self, X, dtype=np.float32, reset=False)  # the fitted width (and names), finite values
     with torch.inference_mode():
-        p = torch.sigmoid(self._logits(self.net_, torch.from_numpy(_as_array(X)))).cpu().numpy().astype(np.float64)
+        p = torch.sigmoid(self._logits(self.net_, torch.from_numpy(X))).cpu().numpy().astype(np.float64)
     return np.column_stack([1 - p, p])
 
 
 def predict(self, X) -> np.ndarray:
     "Class labels at probability 0.5 (Churnlab applies its own saved threshold)."
-    return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+    positive = self.predict_proba(X)[:, 1] >= 0.5
+    return self.classes_[positive.astype(int)]
 
 
 TabularNNClassifier._logits = _logits

@@ -66,14 +66,19 @@ def champion_test(name: str, champion: str, test: pd.DataFrame, y: np.ndarray, p
 
 def promote(name: str, version: str, test: pd.DataFrame, y: np.ndarray, proba: np.ndarray,
             params: dict, root: Path) -> Gate:
-    "Gate `version` against the champion (`evaluate.promotion_decision`) and move the alias."
+    """Gate `version` against the champion (`evaluate.promotion_decision`, with `evaluate.slice_gate` when on)
+    and move the alias."""
     champion = track.alias_version(name)
     test_result, champion_scores = None, None
     if champion is not None and champion != version:
         test_result, champion_scores = champion_test(name, champion, test, y, proba, params, root)
-    promoted, reason = evaluate.promotion_decision(test_result, params["alpha"])
+    columns, slices = evaluate.slice_gate_columns(params, test.columns), None
+    if columns is not None and champion_scores is not None:  # paired on the rows the average test used
+        slices = evaluate.slice_gate(test, y, proba, champion_scores, columns, params["slice_gate"]["margin"],
+                                     params.get("slice_min_class_rows", 10))
+    promoted, reason = evaluate.promotion_decision(test_result, params["alpha"], slices)
     track.set_alias(name, version, "champion" if promoted else "challenger")
     record = {"registered_model": name, "registered_version": version,
               "champion_version": version if promoted else champion, "previous_champion": champion,
-              "promoted": promoted, "reason": reason, "test": test_result}
+              "promoted": promoted, "reason": reason, "test": test_result, "slice_gate": slices}
     return Gate(record, np.asarray(proba, dtype=float) if promoted or champion_scores is None else champion_scores)

@@ -19,7 +19,7 @@ from .structures import ArtifactMeta, Contract, FeatureSpec
 
 # %% auto #0
 __all__ = ['TrainingRows', 'training_rows', 'tuning_session', 'InMemoryData', 'prepare_in_memory', 'artifact_metadata',
-           'cv_summary', 'rows_table', 'model_card']
+           'cv_summary', 'rows_table', 'slices_markdown', 'model_card']
 
 # %% ../../nbs/11_workflow.ipynb #cf197a16
 @dataclass
@@ -125,6 +125,21 @@ def rows_table(rows_used: dict[str, int | None]) -> str:
                                                       if n is not None)
 
 
+def slices_markdown(slices: pd.DataFrame) -> str:
+    "The model card's slice table: ROC-AUC with its interval and the positive count; small levels marked."
+    if not len(slices):
+        return "no slice column (categoricals with 2 to 10 levels, or `evaluate.slice_columns`)"
+    auc = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(a) else "n/a (one class)"
+           for a, lo, hi in zip(slices["roc_auc"], slices["roc_auc_low"], slices["roc_auc_high"], strict=True)]
+    table = pd.DataFrame({"column": slices["column"], "level": slices["level"], "rows": slices["n"],
+                          "positives": slices["positives"], "ROC-AUC [95% CI]": auc,
+                          "recall": slices["recall"].round(3), "judged": np.where(slices["judged"], "yes",
+                                                                                  "no: too few to judge")})
+    return (table.to_markdown(index=False) + "\n\nWithin a column, judged levels come first, worst first. A level "
+            "with fewer than `evaluate.slice_min_class_rows` rows of either class is not judged: its figure "
+            "is mostly noise (see its interval).")
+
+
 def model_card(meta: ArtifactMeta, metrics: dict, lift: pd.DataFrame, slices: pd.DataFrame, rows_used: dict,
                n_boot: int) -> str:
     "The model card (markdown) of a candidate: data, intended use, test metrics, rows, threshold, selection."
@@ -166,8 +181,8 @@ Calibration: {meta['calibration'] or 'none (it did not improve both log loss and
 Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the training split:
 {meta['cv_mean']:.4f} ± {meta['cv_std']:.4f}.
 
-## Slices (ROC-AUC by segment)
-{slices.to_markdown(index=False) if len(slices) else 'no slice with enough rows'}
+## Slices (ROC-AUC by segment, with bootstrap 95% intervals)
+{slices_markdown(slices)}
 
 ## Limitations
 Trained on one snapshot of one data source (the md5 above); a change in the population, or in what
