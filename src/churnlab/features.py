@@ -20,14 +20,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.validation import check_is_fitted
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import (
-    KBinsDiscretizer,
-    OneHotEncoder,
-    OrdinalEncoder,
-    PolynomialFeatures,
-    StandardScaler,
-    TargetEncoder,
-)
+from sklearn.preprocessing import (KBinsDiscretizer, OneHotEncoder, OrdinalEncoder, PolynomialFeatures,
+                                   StandardScaler, TargetEncoder)
 
 from .data import clean_frame, columns_by_role
 from .splits import cv_splitter
@@ -163,11 +157,11 @@ class GroupAggregates(TransformerMixin, BaseEstimator):
         return np.asarray([f"{v}_{s}_by_{k}" for k in self.keys for v in self.values for s in self.stats], dtype=object)
 
 # %% ../../nbs/02_features.ipynb #dd23f47b
-def _checked_width(transformer, values: np.ndarray) -> np.ndarray:
-    "`values` when they have as many columns as the fitted input; a ValueError saying so otherwise."
-    if values.ndim != 2 or values.shape[1] != transformer.n_features_in_:
-        raise ValueError(f"X has {values.shape[1] if values.ndim == 2 else values.ndim} columns, but "
-                         f"{type(transformer).__name__} was fitted on {transformer.n_features_in_}")
+def _checked_width(fitted, values: np.ndarray) -> np.ndarray:
+    "`values` when `fitted` is fitted and they are as wide as its input; NotFittedError or ValueError otherwise."
+    check_is_fitted(fitted, "n_features_in_")
+    if values.ndim != 2 or values.shape[1] != fitted.n_features_in_:
+        raise ValueError(f"X has {values.shape[-1]} columns; {type(fitted).__name__} fitted {fitted.n_features_in_}")
     return values
 
 
@@ -190,8 +184,7 @@ class InformativeColumns(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        check_is_fitted(self, "selected_")
-        if hasattr(X, "columns") and set(X.columns) == set(self.feature_names_in_):
+        if hasattr(X, "columns") and set(X.columns) == set(getattr(self, "feature_names_in_", ())):
             X = X[list(self.feature_names_in_)]  # by name: reordered columns pick the same ones
         return _checked_width(self, np.asarray(X, dtype=float))[:, self.selected_]
 
@@ -215,7 +208,6 @@ class PairwiseRatios(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        check_is_fitted(self, "n_features_in_")
         values = _checked_width(self, np.asarray(X, dtype=float))
         pairs = [(i, j) for i in range(values.shape[1]) for j in range(i + 1, values.shape[1])]
         out = [f(values[:, i], values[:, j]) for i, j in pairs for f in (safe_divide, np.multiply)]
@@ -367,8 +359,7 @@ def block_transformer(block: FeatureBlock, spec: FeatureSpec, categorical_as_cod
     if kind == "boolean":
         return SimpleImputer(strategy="most_frequent", keep_empty_features=True)
     if kind == "date_parts":
-        return make_pipeline(DateParts(), SimpleImputer(strategy="median", keep_empty_features=True),
-                             StandardScaler())
+        return make_pipeline(DateParts(), SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
     if kind == "group_aggregates":
         return make_pipeline(GroupAggregates(block["keys"], block["values"], block["stats"]), StandardScaler())
     if kind == "ratios":
