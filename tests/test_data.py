@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import BIN, ROOT, make_copy, run
 
-from churnlab import config, data, roles, splits
+from churnlab import config, data, splits, workflow
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +115,9 @@ def test_every_contract_rule_names_the_column_the_rule_and_the_fix(telco, tmp_pa
     (tmp_path / "data").mkdir()
     write(telco, tmp_path / "data" / "bad.csv")
     params = config.params_section("data", root=ROOT) | {"path": "data/bad.csv", **data_params}
-    prepare = config.params_section("prepare", root=ROOT)
     with pytest.raises(data.DataContractError) as refused:
         raw = data.read_tables(data.expand_paths(params["path"], tmp_path), **data.csv_dialect(params))
-        contract = roles.contract_from_params(raw, params)
-        splits.prepare_splits(raw, contract, prepare["strategy"], prepare["test_size"], prepare["holdout_size"],
-                              prepare["seed"], prepare["min_positives"])  # fmt: skip
+        workflow.prepare_in_memory(raw, {"data": params, "prepare": config.params_section("prepare", root=ROOT)})
     message = str(refused.value)
     assert expected in message and "Fix: " in message and len(message.splitlines()) <= 4, message
 

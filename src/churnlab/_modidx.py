@@ -86,6 +86,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'churnlab.evaluate._figure': ('evaluate.html#_figure', 'churnlab/evaluate.py'),
                                    'churnlab.evaluate._grouped': ('evaluate.html#_grouped', 'churnlab/evaluate.py'),
                                    'churnlab.evaluate._resample_counts': ('evaluate.html#_resample_counts', 'churnlab/evaluate.py'),
+                                   'churnlab.evaluate._slice_levels': ('evaluate.html#_slice_levels', 'churnlab/evaluate.py'),
                                    'churnlab.evaluate._weighted_average_precision': ( 'evaluate.html#_weighted_average_precision',
                                                                                       'churnlab/evaluate.py'),
                                    'churnlab.evaluate._weighted_roc_auc': ('evaluate.html#_weighted_roc_auc', 'churnlab/evaluate.py'),

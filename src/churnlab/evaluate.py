@@ -267,6 +267,14 @@ SLICE_COLUMNS = ["column", "level", "n", "positives", "positive_rate", "roc_auc"
                  "f1", "recall", "judged"]
 
 
+def _slice_levels(frame: pd.DataFrame, y: np.ndarray, columns: list[str], min_class_rows: int):
+    "Each level of each column: (column, level, its row indices, positives, judged: both classes >= min_class_rows)."
+    for column in columns:
+        for level, idx in frame.groupby(column, dropna=False).indices.items():
+            positives = int(y[idx].sum())
+            yield column, str(level), idx, positives, min(positives, len(idx) - positives) >= min_class_rows
+
+
 def slice_metrics(frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, columns: list[str], threshold: float,
                   n_boot: int = 1000, seed: int = 42, min_class_rows: int = 10) -> pd.DataFrame:
     """Metrics per level of each slice column, with the positive count and a bootstrap 95% interval of
@@ -275,15 +283,12 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray, columns
     rows = []
     for column in columns:
         levels = []
-        for level, idx in frame.groupby(column, dropna=False).indices.items():
-            y_level, p_level = y[idx], proba[idx]
-            positives = int(y_level.sum())
-            row = {"column": column, "level": str(level), "n": len(idx), "positives": positives,
-                   "positive_rate": round(positives / len(idx), 9),
-                   "judged": min(positives, len(idx) - positives) >= min_class_rows}
+        for _, level, idx, positives, judged in _slice_levels(frame, y, [column], min_class_rows):
+            row = {"column": column, "level": level, "n": len(idx), "positives": positives,
+                   "positive_rate": round(positives / len(idx), 9), "judged": judged}
             if 0 < positives < len(idx):  # ROC-AUC needs both classes
-                m = classification_metrics(y_level, p_level, threshold)
-                low, high = bootstrap_interval(y_level, p_level, n_boot=n_boot, seed=seed)
+                m = classification_metrics(y[idx], proba[idx], threshold)
+                low, high = bootstrap_interval(y[idx], proba[idx], n_boot=n_boot, seed=seed)
                 row |= {"roc_auc": m["roc_auc"], "roc_auc_low": low, "roc_auc_high": high, "f1": m["f1"],
                         "recall": m["recall"]}
             levels.append(row)
@@ -315,15 +320,13 @@ def slice_gate(frame: pd.DataFrame, y: np.ndarray, candidate: np.ndarray, champi
     fresh = np.isfinite(champion)
     frame, y, candidate, champion = frame[fresh], y[fresh], candidate[fresh], champion[fresh]
     levels = []
-    for column in columns:
-        for level, idx in frame.groupby(column, dropna=False).indices.items():
-            positives = int(y[idx].sum())
-            if min(positives, len(idx) - positives) < min_class_rows:
-                continue  # too few to judge: never the reason a candidate is refused
-            ours, theirs = roc_auc_score(y[idx], candidate[idx]), roc_auc_score(y[idx], champion[idx])
-            levels.append({"column": column, "level": str(level), "rows": len(idx), "positives": positives,
-                           "candidate": round(float(ours), 9), "champion": round(float(theirs), 9),
-                           "difference": round(float(ours - theirs), 9)})
+    for column, level, idx, positives, judged in _slice_levels(frame, y, columns, min_class_rows):
+        if not judged:
+            continue  # too few to judge: never the reason a candidate is refused
+        ours, theirs = roc_auc_score(y[idx], candidate[idx]), roc_auc_score(y[idx], champion[idx])
+        levels.append({"column": column, "level": level, "rows": len(idx), "positives": positives,
+                       "candidate": round(float(ours), 9), "champion": round(float(theirs), 9),
+                       "difference": round(float(ours - theirs), 9)})
     worst = min(levels, key=lambda r: r["difference"], default=None)
     return {"margin": margin, "min_class_rows": min_class_rows, "worst": worst, "levels": levels,
             "refused": worst is not None and worst["difference"] < -margin}

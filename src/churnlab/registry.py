@@ -75,7 +75,7 @@ def promote(name: str, version: str, test: pd.DataFrame, y: np.ndarray, proba: n
     columns, slices = evaluate.slice_gate_columns(params, test.columns), None
     if columns is not None and champion_scores is not None:  # paired on the rows the average test used
         slices = evaluate.slice_gate(test, y, proba, champion_scores, columns, params["slice_gate"]["margin"],
-                                     params.get("slice_min_class_rows", 10))
+                                     params["slice_min_class_rows"])
     promoted, reason = evaluate.promotion_decision(test_result, params["alpha"], slices)
     track.set_alias(name, version, "champion" if promoted else "challenger")
     record = {"registered_model": name, "registered_version": version,
