@@ -40,7 +40,8 @@ ALLOWED = {
     "shadow": set(),
     "serve": {"config", "observability", "predlog", "schema", "served", "shadow", "structures", "track", "trust"},
     "drift": {"structures"},
-    "monitor": {"drift", "evaluate", "files", "structures"},
+    "estimate": set(),
+    "monitor": {"drift", "estimate", "evaluate", "files", "structures"},
     "sinks": set(),
     "plots": {"drift"},
     "workflow": {
