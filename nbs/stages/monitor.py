@@ -66,13 +66,20 @@ baseline = evaluate.classification_metrics(test_scores["y"].to_numpy(), test_sco
 # %%
 profile = drift.profile_reference(train, contract)
 versions = json.loads(layout.gate_versions.read_text())  # the registered candidate and the champion
-scores_reference = monitor.score_reference(test_scores, versions, models.artifact_sha256(layout.model))
+scores_reference = monitor.score_reference(test_scores, versions, models.artifact_sha256(layout.model),
+                                           settings["estimate"])
 score_profile = scores_reference["profiles"][scores_reference["candidate"]]  # the demo batches are the candidate's
 sample = train.sample(min(len(train), settings["domain_max_rows"] // 2), random_state=settings["seed"])
 monitor.write_reference(layout.reference, profile, scores_reference, sample)
 display(Markdown(f"{len(profile['columns'])} monitored columns from {profile['rows']:,} training rows; "
                  f"{score_profile['n']:,} test scores (mean {score_profile['mean']:.3f}); score profiles for "
                  f"model versions {sorted(scores_reference['profiles'])} (champion: v{scores_reference['champion']})"))
+for version, reference in scores_reference["estimation"].items():
+    if not version.startswith("local-"):
+        display(Markdown(f"Estimating performance without labels, v{version}: calibration on {reference['rows']:,} "
+                         f"test rows (cross-fitted) **{'holds' if reference['check']['holds'] else 'fails'}** "
+                         f"({reference['check']['reason']}); test ROC-AUC {reference['test_roc_auc']:.4f}, estimated "
+                         f"from the scores alone {reference['test_estimated_roc_auc']:.4f}"))
 
 
 # %% [markdown]
@@ -141,10 +148,13 @@ for name, (batch, scores, what) in batches.items():
     labels = data.encode_target(batch[contract["target"]], contract["positive_label"])
     fitted = time_split and name == "unchanged"  # rows the model fitted: their scores and labels say nothing
     labels, scores = (None, None) if fitted else (labels, scores)
+    versions_of_rows = None if fitted else np.full(len(batch), scores_reference["candidate"])
     report = monitor.monitor_window(profile, batch, settings, scores=scores, score_profile=score_profile,
                                     reference_sample=sample, labels=labels, threshold=meta["threshold"],
-                                    baseline=baseline)
-    reports[name] = {**report, "batch": name, "simulated": bool(what), "shift": what}
+                                    baseline=baseline, estimation=scores_reference["estimation"],
+                                    score_versions=versions_of_rows)
+    reports[name] = {**report, "batch": name, "simulated": bool(what), "shift": what,
+                     "churners": None if labels is None else int(np.sum(labels))}
     display(Markdown(f"### {name}{' (simulated)' if what else ''}: dataset drift **{report['dataset_drift']}** "
                      f"(share {report['drift_share']:.2f}); alerts: {[a['type'] for a in report['alerts']]}"))
     display(pd.DataFrame(report["features"]).T[["method", "statistic", "p_value", "p_value_adjusted", "drift"]])
@@ -163,6 +173,29 @@ display(pd.DataFrame({n: {"score PSI": (r["prediction_drift"] or {}).get("statis
                           "domain AUC": r["multivariate"]["roc_auc"],
                           **{f"{k} (drop)": v for k, v in (r["performance"] or {"drop": {}})["drop"].items()}}
                       for n, r in reports.items()}).T.style.format("{:.4f}", na_rep="-"))
+
+# %% [markdown]
+# ## Performance estimated without labels, beside the realised figures
+#
+# Each batch's estimate is made from its scores alone (`monitor.estimate`); the realised figures use
+# the labels the demo batches carry. The interval is where the realised figure should fall when the
+# calibration measured on test still holds on the batch; `trusted` is whether the batch's labels agree
+# (a concept shift would break it, and the labels are the only way to see one).
+
+# %%
+def estimate_vs_realised(report: dict) -> dict[str, Any]:
+    "One row of the table: estimated (interval) and realised ROC-AUC and F1, expected and actual churners."
+    est, realised = report.get("estimated_performance") or {}, (report["performance"] or {}).get("metrics", {})
+    if not est.get("estimated"):
+        return {"estimate": est.get("reason", "no scores: no estimate")}
+    low, high = est["intervals"]["roc_auc"]
+    return {"estimated ROC-AUC": f"{est['metrics']['roc_auc']:.4f} [{low:.4f}, {high:.4f}]",
+            "realised ROC-AUC": realised.get("roc_auc"), "estimated F1": est["metrics"]["f1"],
+            "realised F1": realised.get("f1"), "expected churners": round(est["metrics"]["expected_positives"], 1),
+            "churners": report["churners"], "trusted": est["trusted"], "why": est["reason"]}
+
+
+display(pd.DataFrame({name: estimate_vs_realised(r) for name, r in reports.items()}).T)
 
 # %% [markdown]
 # ## History (every monitoring run, demo batches included, labelled by source)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score
 
 # %% auto #0
 __all__ = ['CalibrationCheck', 'calibration_check', 'Recalibration', 'fit_recalibration', 'expected_roc_auc', 'expected_metrics',

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from . import evaluate, files
+from . import estimate, evaluate, files
 from .structures import Contract
 from .drift import dataset_drift, domain_classifier_auc, feature_drift, numeric_profile, prediction_drift
 
 # %% auto #0
 __all__ = ['PERFORMANCE_METRICS', 'join_labels', 'performance', 'alerts_of', 'retrain_decision', 'monitored_columns_of',
-           'version_prediction_drift', 'monitor_window', 'shadow_comparison', 'score_reference', 'write_reference',
-           'read_reference', 'labelled_batch', 'production_path']
+           'version_prediction_drift', 'estimated_performance', 'monitor_window', 'shadow_comparison',
+           'score_reference', 'write_reference', 'read_reference', 'labelled_batch', 'production_path']
 
 # %% ../../nbs/10b_monitor.ipynb #cca763f7
 PERFORMANCE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
@@ -58,6 +58,22 @@ def performance(y: np.ndarray, proba: np.ndarray, threshold: float, baseline: di
             "alert": bool(drop.get(metric, 0.0) > max_drop)}
 
 # %% ../../nbs/10b_monitor.ipynb #e83c0ed6
+def _estimate_alerts(report: dict[str, Any], settings: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    "The estimated-drop alert (trusted estimates only, when `monitor.estimate.alert`) and the untrusted warning."
+    est = report.get("estimated_performance") or {}
+    if not est.get("estimated"):
+        return [], []
+    if not est["trusted"]:
+        return [], [{"type": "estimate_untrusted", "message": est["reason"]}]
+    metric, drop = settings["performance_metric"], (est.get("drop") or {}).get(settings["performance_metric"], 0.0)
+    if drop <= settings["performance_drop"] or not (settings.get("estimate") or {}).get("alert", True):
+        return [], []
+    low, high = est["intervals"][metric]
+    return [{"type": "estimated_performance_drop", "message": f"estimated {metric} {est['metrics'][metric]:.4f} "
+             f"[{low:.4f}, {high:.4f}] is {drop:.4f} below the baseline {est['baseline'][metric]:.4f} (allowed "
+             f"{settings['performance_drop']}; no labels needed)"}], []
+
+
 def alerts_of(report: dict[str, Any], settings: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     "Alerts and warnings of a report: `(alerts, warnings)`, each `{type, message}`."
     drifted = [c for c, r in report["features"].items() if r["drift"]]
@@ -76,7 +92,8 @@ def alerts_of(report: dict[str, Any], settings: dict[str, Any]) -> tuple[list[di
         alerts.append({"type": "performance_drop", "message": f"{perf['metric']} {perf['metrics'][perf['metric']]:.4f}"
                        f" is {perf['drop'][perf['metric']]:.4f} below the baseline"
                        f" {perf['baseline'][perf['metric']]:.4f} (allowed {settings['performance_drop']})"})
-    return alerts, warnings
+    estimated_alerts, estimated_warnings = _estimate_alerts(report, settings)
+    return alerts + estimated_alerts, warnings + estimated_warnings
 
 
 def retrain_decision(report: dict[str, Any], rule: dict[str, Any]) -> tuple[bool, str]:
@@ -121,14 +138,28 @@ def version_prediction_drift(profiles: dict[str, dict], scores: np.ndarray, vers
             "reasons": reasons, "by_version": results, "unmatched_rows": unmatched}
 
 
+def estimated_performance(scores: np.ndarray, versions: np.ndarray, estimation: dict[str, dict], threshold: float,
+                          settings: dict[str, Any], labels: np.ndarray | None, baseline: dict[str, float]) -> dict:
+    "The window's estimated performance (`estimate.window_estimate`) and its drop from `baseline`."
+    est = estimate.window_estimate(scores, versions, estimation, threshold,
+                                   {**settings["estimate"], "seed": settings.get("seed", 0)}, labels)
+    metric = settings["performance_metric"]
+    if est["estimated"] and metric in baseline and metric in est["metrics"]:
+        est["baseline"] = {metric: float(baseline[metric])}
+        est["drop"] = {metric: float(baseline[metric] - est["metrics"][metric])}
+    return est
+
+
 def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dict[str, Any], *,
                    scores: np.ndarray | None = None, score_profile: dict[str, Any] | None = None,
                    score_profiles: dict[str, dict] | None = None, score_versions: np.ndarray | None = None,
                    reference_sample: pd.DataFrame | None = None, labels: np.ndarray | None = None,
-                   threshold: float | None = None, baseline: dict[str, float] | None = None) -> dict[str, Any]:
+                   threshold: float | None = None, baseline: dict[str, float] | None = None,
+                   estimation: dict[str, dict] | None = None) -> dict[str, Any]:
     """The monitoring report of one window (the JSON `churnlab monitor` writes), alerts included. Scores are
     compared with `score_profile`, or, given `score_versions` (the model version of each row), each with its
-    own version's profile in `score_profiles`."""
+    own version's profile in `score_profiles`. Given `estimation` (version -> `estimate.estimation_reference`)
+    and `score_versions`, performance is also estimated from the scores (`settings['estimate']`)."""
     features = feature_drift(profile, current, settings["alpha"], settings["test_max_rows"],
                              settings["wasserstein_threshold"], settings["jensen_shannon_threshold"],
                              settings["missing_share_change"])
@@ -150,6 +181,9 @@ def monitor_window(profile: dict[str, Any], current: pd.DataFrame, settings: dic
         report["performance"] = performance(np.asarray(labels)[known].astype(int), np.asarray(scores)[known],
                                             threshold, baseline or {}, settings["performance_metric"],
                                             settings["performance_drop"])
+    if estimation is not None and score_versions is not None and (settings.get("estimate") or {}).get("enabled"):
+        report["estimated_performance"] = estimated_performance(scores, score_versions, estimation, threshold,
+                                                                settings, labels, baseline or {})
     report["alerts"], report["warnings"] = alerts_of(report, settings)
     return report
 
@@ -175,17 +209,29 @@ def shadow_comparison(champion: np.ndarray, champion_pred: np.ndarray, challenge
     return out
 
 # %% ../../nbs/10b_monitor.ipynb #0d850fe6
-def score_reference(test_scores: pd.DataFrame, versions: dict[str, Any], candidate_sha256: str) -> dict[str, Any]:
-    """Test-score profiles per model version (candidate and champion) from the evaluate stage's scores;
+def score_reference(test_scores: pd.DataFrame, versions: dict[str, Any], candidate_sha256: str,
+                    estimate_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Test-score profiles per model version (candidate and champion) from the evaluate stage's scores and,
+    given `estimate_settings` (`monitor.estimate`), each version's `estimate.estimation_reference`;
     `versions`: the gate's `registered_version` and `champion_version` (`artifacts/evaluate/versions.json`)."""
     candidate, champion = str(versions["registered_version"]), versions.get("champion_version")
-    own = numeric_profile(test_scores["probability"].to_numpy(dtype=float))
-    profiles = {candidate: own, f"local-{candidate_sha256[:12]}": own}
+    scored = {candidate: test_scores["probability"].to_numpy(dtype=float)}
     if champion is not None and str(champion) != candidate and "champion_probability" in test_scores:
-        theirs = test_scores["champion_probability"].to_numpy(dtype=float)
-        if np.isfinite(theirs).any():
-            profiles[str(champion)] = numeric_profile(theirs)
-    return {"candidate": candidate, "champion": str(champion or candidate), "profiles": profiles}
+        scored[str(champion)] = test_scores["champion_probability"].to_numpy(dtype=float)
+    scored = {v: s for v, s in scored.items() if np.isfinite(s).any()}
+    profiles = {v: numeric_profile(s) for v, s in scored.items()}
+    estimation = {}
+    if (estimate_settings or {}).get("enabled"):
+        y = test_scores["y"].to_numpy()
+        estimation = {v: estimate.estimation_reference(
+            y[np.isfinite(s)], s[np.isfinite(s)], estimate_settings["calibration_bins"],
+            estimate_settings["calibration_alpha"], estimate_settings["max_ece"]) for v, s in scored.items()}
+    local = f"local-{candidate_sha256[:12]}"  # what a service gives the unregistered folder
+    profiles[local] = profiles[candidate]
+    if candidate in estimation:
+        estimation[local] = estimation[candidate]
+    return {"candidate": candidate, "champion": str(champion or candidate), "profiles": profiles,
+            "estimation": estimation}
 
 
 def write_reference(directory: Path, profile: dict, scores_reference: dict, sample: pd.DataFrame) -> None:
@@ -216,6 +262,7 @@ def read_reference(directory: Path) -> tuple[dict, dict, pd.DataFrame]:
     scores = json.loads((directory / "scores.json").read_text())
     if "profiles" not in scores:
         scores = {"candidate": None, "champion": None, "profiles": _AnyVersion(scores)}
+    scores.setdefault("estimation", {})  # a reference written before estimates: none (the report says why)
     return json.loads((directory / "profile.json").read_text()), scores, pd.read_parquet(directory / "sample.parquet")
 
 # %% ../../nbs/10b_monitor.ipynb #2e4a0d82

@@ -66,15 +66,26 @@ def history_thresholds(settings: dict[str, Any]) -> dict[str, float]:
             "domain_auc": settings["domain_auc_threshold"]}
 
 
+def _plot_estimate(ax, runs: pd.DataFrame, color, source: str) -> None:
+    "One source's estimated ROC-AUC (dashed, hollow markers) and its interval (shaded) on the ROC-AUC panel."
+    ax.plot(runs["ts"], runs["estimated_roc_auc"], linestyle="--", marker="o", markerfacecolor="none", color=color,
+            label=f"{source} (estimated)")
+    ax.fill_between(runs["ts"], runs["estimated_roc_auc_low"].astype(float),
+                    runs["estimated_roc_auc_high"].astype(float), color=color, alpha=0.15)
+
+
 def plot_history(history: pd.DataFrame, thresholds: dict[str, float] | None = None):
-    "Drift share, score PSI, domain AUC and ROC-AUC over time, one line per source, thresholds dashed."
+    """Drift share, score PSI, domain AUC and ROC-AUC over time, one line per source, thresholds dashed; the
+    ROC-AUC panel also shows the estimate made without labels (dashed, its interval shaded) where there is one."""
     import matplotlib.pyplot as plt
 
     panels = ["drift_share", "prediction_psi", "domain_auc", "roc_auc"]
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 3))
     for ax, column in zip(axes, panels, strict=True):
         for source, runs in history.groupby("source"):
-            ax.plot(runs["ts"], runs[column], marker="o", label=source)
+            line = ax.plot(runs["ts"], runs[column], marker="o", label=source)[0]
+            if column == "roc_auc" and runs.get("estimated_roc_auc", pd.Series(dtype=float)).notna().any():
+                _plot_estimate(ax, runs, line.get_color(), source)
         if column in (thresholds or {}):
             ax.axhline(thresholds[column], color="red", linestyle="--", linewidth=1)
         ax.set_title(column)

@@ -80,17 +80,23 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     "The figures of a report that the history, Prometheus and the webhook carry."
     perf = (report.get("performance") or {}).get("metrics", {})
     drifted = sum(r["drift"] for r in report["features"].values())
+    est = report.get("estimated_performance") or {}
+    estimated = est.get("metrics", {}) if est.get("estimated") else {}
+    low, high = est["intervals"]["roc_auc"] if estimated else (None, None)
     return {"rows": report["rows"], "dataset_drift": int(report["dataset_drift"]),
             "drift_share": report["drift_share"], "drifted_columns": drifted,
             "prediction_psi": (report.get("prediction_drift") or {}).get("statistic"),
             "mean_score": (report.get("prediction_drift") or {}).get("mean"),
             "domain_auc": (report.get("multivariate") or {}).get("roc_auc"),
-            "roc_auc": perf.get("roc_auc"), "f1": perf.get("f1"), "alerts": len(report["alerts"])}
+            "roc_auc": perf.get("roc_auc"), "f1": perf.get("f1"), "estimated_roc_auc": estimated.get("roc_auc"),
+            "estimated_roc_auc_low": low, "estimated_roc_auc_high": high, "estimated_f1": estimated.get("f1"),
+            "expected_positives": estimated.get("expected_positives"),
+            "estimate_trusted": int(est["trusted"]) if estimated else None, "alerts": len(report["alerts"])}
 
 
 def append_history(url: str, report: dict[str, Any], source: str, ts: str) -> None:
     "Append one run's headline figures and report to the `monitoring_runs` table at `url`."
-    from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, inspect, text
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +107,10 @@ def append_history(url: str, report: dict[str, Any], source: str, ts: str) -> No
     engine = create_engine(url)
     try:
         table.metadata.create_all(engine)
+        present = {c["name"] for c in inspect(engine).get_columns("monitoring_runs")}
         with engine.begin() as conn:
+            for name in (k for k in figures if k not in present):  # a history begun before this figure existed
+                conn.execute(text(f'ALTER TABLE monitoring_runs ADD COLUMN "{name}" FLOAT'))
             conn.execute(table.insert().values(ts=ts, source=source, report=json.dumps(report), **figures))
     finally:
         engine.dispose()

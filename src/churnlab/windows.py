@@ -123,7 +123,8 @@ def monitoring_run(args, root: Path, settings: dict) -> tuple[dict, pd.DataFrame
     report = monitor.monitor_window(
         profile, window, settings, scores=scores, score_profiles=profiles, score_versions=versions, labels=encoded,
         reference_sample=None if args.no_multivariate else sample, threshold=meta["threshold"],
-        baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
+        baseline=json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
+        estimation=scores_reference["estimation"])
     if args.current == "predictions" or "://" in args.current:
         url = config.prediction_log_url(root) if args.current == "predictions" else args.current
         report["shadow"] = shadow_report(raw, url, since, until, encoded, settings)
