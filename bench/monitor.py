@@ -21,6 +21,10 @@ monitor a 1,000,000 x 50 window against a 100,000-row reference whose profile is
 apart on 50,000 rows. That last row compares
 different computations (distances on profiles past `monitor.test_max_rows` vs exact KS on raw rows)
 and says so.
+
+The estimate of performance without labels (`monitor.estimate`) is validated apart, in
+`bench/estimate.py` (run next by `make bench`): it needs a fitted model and labelled windows, not
+this population.
 """
 
 from __future__ import annotations

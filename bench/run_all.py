@@ -30,6 +30,7 @@ BENCHMARKS = {
     "serve.py": ["--quick"],
     "shadow.py": ["--quick"],
     "monitor.py": ["--quick"],
+    "estimate.py": ["--quick"],
 }
 
 

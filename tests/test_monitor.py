@@ -72,6 +72,15 @@ def test_the_monitor_stage_reports_its_demo_batches(pipeline):
     assert not shifted["dataset_drift"] and shifted["warnings"][0]["type"] == "feature_drift"
     assert {a["type"] for a in shifted["alerts"]} == {"multivariate_drift"} and report["multivariate"]["roc_auc"] < 0.6
     assert shifted["prediction_drift"]["statistic"] > report["prediction_drift"]["statistic"]  # the scores moved
+    estimated, realised = report["estimated_performance"], report["performance"]["metrics"]
+    assert estimated["estimated"] and estimated["rows"] == report["rows"] and estimated["labelled"]["agree"]
+    assert estimated["trusted"] and abs(estimated["metrics"]["roc_auc"] - realised["roc_auc"]) < 0.05
+    low, high = estimated["intervals"]["roc_auc"]
+    assert low < estimated["metrics"]["roc_auc"] < high and high - low < 0.15
+    assert shifted["estimated_performance"]["estimated"]  # computed on the shifted batch too
+    scores_reference = json.loads((pipeline / "artifacts/reference/scores.json").read_text())
+    candidate = scores_reference["estimation"][scores_reference["candidate"]]
+    assert candidate["check"]["holds"] and abs(candidate["test_estimated_roc_auc"] - candidate["test_roc_auc"]) < 0.03
     for name in ("unchanged", "shifted"):
         assert (pipeline / f"reports/monitoring/{name}.png").stat().st_size > 10_000
     profile = json.loads((pipeline / "artifacts/reference/profile.json").read_text())
@@ -160,16 +169,23 @@ def test_cli_alerts_reach_the_webhook_pushgateway_textfile_and_history(
     assert "multivariate_drift" in {a["type"] for a in report["alerts"]} and not report["dataset_drift"]
     assert "monthly_charges" in report["warnings"][0]["message"]
     assert report["performance"]["rows"] == report["rows"]  # the holdout carries its labels
+    estimated = report["estimated_performance"]
+    assert estimated["estimated"] and estimated["rows"] == report["rows"] and estimated["labelled"] is not None
     posts = [json.loads(body) for method, path, body in receiver.requests if path == "/hook"]
     assert len(posts) == 1 and posts[0]["alerts"] == report["alerts"] and "alert(s)" in posts[0]["text"]
     pushes = [(m, body.decode()) for m, path, body in receiver.requests if path.startswith("/metrics/job/")]
     assert pushes and pushes[0][0] == "PUT"
     assert 'churnlab_monitor_feature_drift{column="monthly_charges",source="shifted.parquet"} 1.0' in pushes[0][1]
     assert "churnlab_monitor_drift_share" in (pipeline / "logs/monitoring.prom").read_text()
-    rows = sqlite3.connect(history).execute("select source, drifted_columns, alerts from monitoring_runs").fetchall()
+    rows = (
+        sqlite3.connect(history)
+        .execute("select source, drifted_columns, alerts, estimated_roc_auc from monitoring_runs")
+        .fetchall()
+    )
     assert len(rows) == before + 1 and rows[-1][0] == "shifted.parquet"
+    assert rows[-1][3] == pytest.approx(estimated["metrics"]["roc_auc"])
     drifted = sum(r["drift"] for r in report["features"].values())
-    assert drifted >= 2 and rows[-1][1:] == (drifted, len(report["alerts"]))
+    assert drifted >= 2 and rows[-1][1:3] == (drifted, len(report["alerts"]))
 
     figures = tmp_path / "figures"
     calm = _monitor(
@@ -225,6 +241,8 @@ def test_cli_reads_the_prediction_log_and_joins_late_labels(pipeline, tmp_path):
     assert report["prediction_drift"]["unmatched_rows"] == {"7": len(holdout)}
     assert not report["prediction_drift"]["drift"] and "prediction_drift" not in {a["type"] for a in report["alerts"]}
     assert "performance_drop" in {a["type"] for a in report["alerts"]}
+    # nor is performance estimated from them: no estimation reference for v7, and the report says so
+    assert not report["estimated_performance"]["estimated"] and "v7" in report["estimated_performance"]["reason"]
 
     bad = labels.assign(churn="maybe")
     bad.to_csv(tmp_path / "bad.csv", index=False)

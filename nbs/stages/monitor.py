@@ -180,7 +180,9 @@ display(pd.DataFrame({n: {"score PSI": (r["prediction_drift"] or {}).get("statis
 # Each batch's estimate is made from its scores alone (`monitor.estimate`); the realised figures use
 # the labels the demo batches carry. The interval is where the realised figure should fall when the
 # calibration measured on test still holds on the batch; `trusted` is whether the batch's labels agree
-# (a concept shift would break it, and the labels are the only way to see one).
+# (a concept shift would break it, and the labels are the only way to see one). The simulated shift
+# edits features and keeps each row's label, so for the model it *is* a concept shift: a customer
+# billed 20% more churns no more than before. Expect its labels to disagree with its estimate.
 
 # %%
 def estimate_vs_realised(report: dict) -> dict[str, Any]:
