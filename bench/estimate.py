@@ -91,12 +91,14 @@ def judge_window(
     world: dict,
     rows: np.ndarray,
     y: np.ndarray,
+    truth: np.ndarray,
     references: dict,
     settings: dict,
     test_auc: float,
     rng: np.random.Generator,
 ) -> dict:
-    "One window: the estimate without labels against the realised figures, and the label check at each share."
+    """One window (its labels `y`, drawn from the true probabilities `truth`): the estimate without labels against
+    the realised figures, and the label check at each share."""
     scores, versions = world["scores"][rows], np.full(len(rows), "1")
     est = estimate.window_estimate(scores, versions, references, THRESHOLD, settings)
     realised, low_high = roc_auc_score(y, scores), est["intervals"]["roc_auc"]
@@ -113,7 +115,7 @@ def judge_window(
         "covered": low_high[0] <= realised <= low_high[1],
         "width": low_high[1] - low_high[0],
         "carried_error": test_auc - realised,
-        "oracle_error": estimate.expected_roc_auc(scores, world["truth"][rows]) - realised,
+        "oracle_error": estimate.expected_roc_auc(scores, truth) - realised,
         "f1_error": est["metrics"]["f1"] - f1_score(y, scores >= THRESHOLD),
         "churners_error": (est["metrics"]["expected_positives"] - y.sum()) / max(y.sum(), 1),
         "churners_covered": churners_low <= y.sum() <= churners_high,
@@ -145,12 +147,12 @@ def summary(name: str, kind: str, strength: float, size: int, judged: list[dict]
     }
 
 
-def concept_labels(world: dict, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    "New labels for the same customers: the true logit + 3 x tenure / 72 - 1.5."
+def concept_labels(world: dict, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    "New labels for the same customers, and their new true probabilities: the true logit + 3 x tenure / 72 - 1.5."
     p = world["truth"][rows]
     tenure = world["pool"]["tenure_months"].to_numpy(dtype=float)[rows]
     shifted = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + 3 * tenure / 72 - 1.5)))
-    return (rng.random(len(rows)) < shifted).astype(int)
+    return (rng.random(len(rows)) < shifted).astype(int), shifted
 
 
 def main() -> None:
@@ -173,18 +175,14 @@ def main() -> None:
             judged = []
             for _ in range(windows):
                 rows = weighted_sample(weights, size, rng)
-                judged.append(
-                    judge_window(world, rows, world["y"][rows], references, settings, reference["test_roc_auc"], rng)
-                )
+                labels = world["y"][rows], world["truth"][rows]
+                judged.append(judge_window(world, rows, *labels, references, settings, reference["test_roc_auc"], rng))
             rows_out.append(summary(name, kind, strength, size, judged))
         judged = []
         for _ in range(windows):
             rows = rng.choice(len(world["scores"]), size, replace=False)
-            judged.append(
-                judge_window(
-                    world, rows, concept_labels(world, rows, rng), references, settings, reference["test_roc_auc"], rng
-                )
-            )
+            labels = concept_labels(world, rows, rng)
+            judged.append(judge_window(world, rows, *labels, references, settings, reference["test_roc_auc"], rng))
         rows_out.append(summary("concept", "concept", 1.0, size, judged))
         print(f"{size:,}-row windows done ({time.perf_counter() - started:.0f} s)", flush=True)
     report = {

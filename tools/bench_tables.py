@@ -342,6 +342,11 @@ def estimate_table(report: dict) -> str:
         / sum(r["windows"] for r in covariate if r["rows"] == size)
         for size in pooled
     }
+    coverage = {
+        size: sum(r["coverage"] * r["windows"] for r in covariate if r["rows"] == size)
+        / sum(r["windows"] for r in covariate if r["rows"] == size)
+        for size in pooled
+    }
     check = report["reference"]["check"]
     header = [
         "shift",
@@ -369,7 +374,11 @@ def estimate_table(report: dict) -> str:
             "concept shift):",
             _table(header, rows),
             "Over all covariate shifts: the estimate is within 0.02 of the realised ROC-AUC in "
-            + ", ".join(f"{pooled[s]:.0%} of {s:,}-row windows (noise floor {floor[s]:.0%})" for s in pooled)
+            + ", ".join(
+                f"{pooled[s]:.0%} of {s:,}-row windows (noise floor {floor[s]:.0%}; the "
+                f"{report['settings']['confidence']:.0%} interval held the realised value in {coverage[s]:.0%})"
+                for s in pooled
+            )
             + ".",
         ]
     )
