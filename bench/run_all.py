@@ -31,6 +31,7 @@ BENCHMARKS = {
     "shadow.py": ["--quick"],
     "monitor.py": ["--quick"],
     "estimate.py": ["--quick"],
+    "explain.py": ["--quick"],
 }
 
 

@@ -75,7 +75,7 @@ def test_site_has_every_page(site):
     reports = {
         f"reports/{s}.html" for s in ("prepare", "featurize", "tune", "train", "evaluate", "monitor", "model_card")
     }
-    guides = {"guides/byod.html", "guides/cluster.html", "guides/segments.html"}
+    guides = {"guides/byod.html", "guides/cluster.html", "guides/reasons.html", "guides/segments.html"}
     assert {"index.html", "pipeline.html", "experiments.html"} | api | reports | guides <= pages
     assert "def infer_contract(" in _text(site / "api" / "roles.html")
     evaluate = (site / "reports" / "evaluate.html").read_text()
@@ -88,6 +88,8 @@ def test_site_has_every_page(site):
     assert "evaluate" in stage_runs and not re.search(r"\bnan\b", stage_runs)  # stage runs only, no trials
     assert "Bring your own dataset" in (site / "guides" / "byod.html").read_text()
     assert "ROC-AUC [95% CI]" in (site / "reports" / "model_card.html").read_text()  # slices with intervals
+    reasons = _text(site / "guides" / "reasons.html")
+    assert "the model's log-odds" in reasons and "base value" in reasons  # the raw-column sum, generated
 
 
 class _Assets(HTMLParser):

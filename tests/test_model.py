@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from churnlab import evaluate, models, selection
+from churnlab import evaluate, explain, models, selection
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +90,20 @@ def test_threshold_rule_picks_what_it_says(test_scores, rule):
         assert chosen_cost == min(cost)
 
 
-def test_linear_reason_codes_are_coefficient_times_deviation_from_training_mean(candidate, test_rows):
+def test_reason_codes_add_up_to_the_candidates_output_on_raw_columns(candidate, test_rows):
+    "The pipeline's own candidate: exact contributions on raw columns + base = its log-odds, on 1,000 test rows."
     pipeline, meta = candidate
-    base = models.base_pipeline(pipeline)
-    if not hasattr(base[-1], "coef_"):
-        pytest.skip(f"candidate family {meta['family']} is not linear")
-    rows = test_rows.head(50)
-    Z = base[:-1].transform(rows)
-    expected = base[-1].coef_[0] * (Z - np.asarray(meta["feature_means"]["means"]))
-    got = models.contributions(pipeline, rows, meta["feature_means"]).to_numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-9)
-    codes = models.reason_codes(pipeline, rows, meta["feature_means"], k=3)
-    top = np.abs(expected).max(axis=1)
+    explainer = explain.make_explainer(pipeline, meta["feature_means"])
+    rows = test_rows.head(1000)
+    Z = explain.transformed_features(pipeline, rows)
+    values, base = explain.contributions(explainer, Z)
+    assert explainer.exact, explainer.explains
+    assert set(values.columns) <= set(meta["contract"]["columns"])  # raw columns, no one-hot levels
+    gap = np.abs(values.sum(axis=1).to_numpy() + base - explain.model_output(explainer, pipeline, Z)).max()
+    assert gap < 1e-6, gap
+    if explainer.output == "log-odds" and meta.get("calibration") in (None, "sigmoid"):
+        served = pipeline.predict_proba(rows)[:, 1]
+        assert np.abs(values.sum(axis=1).to_numpy() + base - np.log(served / (1 - served))).max() < 1e-6
+    codes = explain.reason_codes(explainer, Z[:50], k=3)
+    top = values.head(50).abs().max(axis=1).to_numpy()
     np.testing.assert_allclose(np.abs(codes["contribution_1"]), top, atol=1e-6)

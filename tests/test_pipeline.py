@@ -294,6 +294,16 @@ def test_model_card_shows_slices_with_intervals_and_marks_the_small_ones(pipelin
         assert (judged == "yes") == (min(int(positives), int(n) - int(positives)) >= 10)
 
 
+def test_model_card_ranks_raw_columns_by_reason_codes_beside_permutation_importance(pipeline):
+    section = (pipeline / "reports/model_card.md").read_text().split("## Importance (raw columns)")[1].split("\n## ")[0]
+    header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert "mean abs. contribution" in header and "permutation importance" in header
+    contract = json.loads((pipeline / "artifacts/prepared/schema.json").read_text())
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    assert cells and {c[0] for c in cells} <= set(contract["columns"])  # raw columns, one-hot levels summed back
+    assert "exact" in section or "estimated" in section  # says what the codes decompose
+
+
 def test_long_stages_draw_progress_on_the_terminal_of_dvc_repro(pipeline):
     terminal = (pipeline.parent / "repro.terminal").read_text()
     assert (
@@ -381,6 +391,9 @@ def test_predict_explain_adds_reason_codes(pipeline, tmp_path):
         "contribution_3",
     ]
     assert (frame["contribution_1"].abs() >= frame["contribution_2"].abs()).all()
+    contract = json.loads((pipeline / "artifacts/prepared/schema.json").read_text())
+    named = set(frame[["reason_1", "reason_2", "reason_3"]].stack().dropna())
+    assert named and named <= set(contract["columns"])  # raw columns: the one-hot levels are summed back
 
 
 def test_dvc_push_and_pull_round_trip(pipeline, tmp_path):

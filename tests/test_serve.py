@@ -164,6 +164,10 @@ def test_predictions_match_the_pipeline(service, candidate, test_rows):
         )
     explained = httpx.post(f"{service.url}/predict?explain=3", json=records[0]).json()
     assert len(explained["reasons"]) == 3 and all(isinstance(r["contribution"], float) for r in explained["reasons"])
+    assert abs(explained["probability"] - expected[0]) < 1e-9  # the codes come with the probability served
+    model = httpx.get(f"{service.url}/model").json()
+    assert {r["feature"] for r in explained["reasons"]} <= set(model["explanation"]["columns"])
+    assert model["explanation"]["exact"] and model["explanation"]["output"] in ("log-odds", "probability")
 
 
 def _assert_clean(response: httpx.Response) -> None:

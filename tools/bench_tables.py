@@ -22,7 +22,12 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-NOTEBOOKS = [ROOT / "nbs" / "index.ipynb", ROOT / "nbs" / "02_features.ipynb", ROOT / "nbs" / "guides" / "byod.ipynb"]
+NOTEBOOKS = [
+    ROOT / "nbs" / "index.ipynb",
+    ROOT / "nbs" / "02_features.ipynb",
+    ROOT / "nbs" / "guides" / "byod.ipynb",
+    ROOT / "nbs" / "guides" / "reasons.ipynb",
+]
 NAMES = {"telco": "Telco"}
 FOLDS = {"time": "expanding windows, each fitted on the past"}
 BLOCK = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?:.*?\n)?<!-- /bench:(?P=name) -->", re.S)
@@ -433,6 +438,59 @@ def nn_ablation_table(report: dict) -> str:
     )
 
 
+def explain_table(report: dict) -> str:
+    "Reason codes per family: what they add up to, how exactly, and the latency of `?explain=3`."
+    rows = [
+        [
+            f"`{r['family']}`",
+            r["method"],
+            r["output"],
+            "exact" if r["exact"] else "estimated (additive)",
+            f"{r['max_additivity_gap']:.1e}",
+            "yes" if r["compiled"] else "no",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['p50_ms_without_codes']:.2f}",
+        ]
+        for r in report["rows"]
+    ]
+    return (
+        f"Measured with `python bench/explain.py` ({report['seconds']:.0f} s) on the Telco splits: each family "
+        f"fitted on the training split with its `params.yaml` block; additivity on 1,000 test rows; latency per "
+        f"record, one at a time, {report['rows'][0]['records']} records, one thread (what `POST /predict?explain=3` "
+        "computes, HTTP and validation excluded, as they are the same with or without codes):\n\n"
+        + _table(
+            [
+                "family",
+                "method",
+                "adds up to",
+                "Shapley values",
+                "max abs(sum + base - output)",
+                "compiled",
+                "p50 ms, ?explain=3",
+                "p99 ms",
+                "p50 ms, no codes",
+            ],
+            rows,
+        )
+    )
+
+
+def explain_example(report: dict) -> str:
+    "One Telco test customer's contributions on every raw column, summing to the model's log-odds."
+    row = next(r for r in report["rows"] if r["family"] == "hist_gb")
+    example = row["example"]
+    lines = [["base value (the training cover's expected log-odds)", f"{example['base']:+.4f}"]]
+    lines += [[f"`{column}`", f"{value:+.4f}"] for column, value in example["contributions"]]
+    lines += [["**sum**", f"**{example['sum']:+.4f}**"], ["the model's log-odds", f"{example['output']:+.4f}"]]
+    return (
+        "The first test customer of the Telco splits, explained by the `hist_gb` family (`python "
+        "bench/explain.py`): every raw column's contribution (one-hot levels and missing-value indicators "
+        f"summed back), largest first. The sum is the model's log-odds, probability {example['probability']:.4f}:\n\n"
+        + _table(["raw column", "contribution (log-odds)"], lines)
+    )
+
+
 def bench_times_table(report: dict) -> str:
     "Where `make bench`'s time goes, per script."
     rows = [[f"`bench/{r['script']}`", f"{r['seconds']:.0f}"] for r in report["rows"]]
@@ -455,6 +513,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "serve-sizing": lambda: serve_sizing(results("serve.json")),
     "monitor": lambda: monitor_tables(results("monitor.json")),
     "estimate": lambda: estimate_table(results("estimate.json")),
+    "explain": lambda: explain_table(results("explain.json")),
+    "explain-example": lambda: explain_example(results("explain.json")),
     "nn": lambda: nn_table(results("nn.json")),
     "nn-ablation": lambda: nn_ablation_table(results("nn_ablation.json")),
     "bench-times": lambda: bench_times_table(results("bench_times.json")),

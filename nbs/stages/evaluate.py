@@ -35,7 +35,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 from sklearn.metrics import classification_report
 
-from churnlab import config, data, evaluate, files, models, registry, splits, track, workflow
+from churnlab import config, data, evaluate, explain, files, models, registry, splits, track, workflow
 
 library_warnings = track.collect_warnings()  # shown once, deduplicated, at the end
 root = config.repo_root()
@@ -77,6 +77,10 @@ feature_columns = models.input_columns(pipeline)
 # permutation importance ranks columns: on at most `evaluate.importance_max_rows` test rows (seeded, stratified)
 X_importance, y_importance, _ = splits.capped(X[feature_columns], y, None, params.get("importance_max_rows"), seed)
 importance = evaluate.permutation_importance_table(pipeline, X_importance, y_importance, seed=seed)
+# beside it, on the same rows: the reason codes' mean absolute contribution per raw column (`explain`)
+explainer = explain.make_explainer(pipeline, meta["feature_means"])
+contribution = explain.global_importance(explainer, explain.transformed_features(pipeline, X_importance))
+importance = importance.merge(contribution, on="feature", how="left").fillna({"mean_abs_contribution": 0.0})
 figures = {
     "roc": evaluate.plot_roc(y, proba), "precision_recall": evaluate.plot_precision_recall(y, proba),
     "calibration": evaluate.plot_calibration(y, proba),
@@ -112,7 +116,8 @@ rows_used = {"final fit (all training rows)": rows_meta.get("final_fit"),
              "each tuning trial (`tune.max_rows`)": rows_meta.get("tuning"),
              "test metrics and bootstrap (all test rows)": metrics["n"],
              "permutation importance (`evaluate.importance_max_rows`)": len(y_importance)}
-card = workflow.model_card(meta, metrics | intervals, lift, slices, rows_used, n_boot)
+card = workflow.model_card(meta, metrics | intervals, lift, slices, rows_used, n_boot,
+                           workflow.importance_markdown(importance, explainer.explains))
 files.atomic_write_text(layout.model_card, card)
 display(Markdown(card))
 

@@ -36,14 +36,16 @@ def iter_chunks(path: Path, chunk_rows: int = 100_000, sep: str = ",", decimal: 
         yield from pd.read_csv(path, chunksize=chunk_rows, sep=sep, decimal=decimal)
 
 
-def _score_chunk(chunk: pd.DataFrame, pipeline, meta: ArtifactMeta, scorer, explain: int) -> pd.DataFrame:
+def _score_chunk(chunk: pd.DataFrame, pipeline, meta: ArtifactMeta, scorer, explain: int,
+                 explainer=None) -> pd.DataFrame:
     from churnlab import scoring
+    from churnlab.explain import reason_codes, transformed_features
 
     scored = scoring.score_frame(chunk, pipeline, meta, scorer)  # checked against the contract first
     parts = [chunk[[c for c in meta.get("id_columns", []) if c in chunk.columns]].reset_index(drop=True), scored]
     if explain:
         parsed = data.parse_numbers(chunk, meta["contract"])
-        parts.append(models.reason_codes(pipeline, parsed, meta["feature_means"], explain).reset_index(drop=True))
+        parts.append(reason_codes(explainer, transformed_features(pipeline, parsed), explain))  # raw columns
     return pd.concat(parts, axis=1)
 
 
@@ -65,11 +67,14 @@ def predict_file(source: Path, output: Path, pipeline, meta: ArtifactMeta, chunk
         import pyarrow.parquet as pq
 
         total = pq.ParquetFile(source).metadata.num_rows
+    from churnlab.explain import make_explainer
+
     rows, probabilities = 0, []
+    explainer = make_explainer(pipeline, meta["feature_means"]) if explain else None  # built once, used per chunk
     with files.atomic_path(output) as tmp:
         with open(tmp, "w", newline="") as f, tqdm(total=total, unit="rows", disable=not sys.stderr.isatty()) as bar:
             for chunk in iter_chunks(source, chunk_rows, **meta["contract"].get("csv", {})):
-                out = _score_chunk(chunk, pipeline, meta, scorer, explain)
+                out = _score_chunk(chunk, pipeline, meta, scorer, explain, explainer)
                 out.to_csv(f, header=rows == 0, index=False, lineterminator="\n")
                 if deciles:
                     probabilities.append(out["probability"].to_numpy())

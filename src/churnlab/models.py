@@ -24,8 +24,8 @@ from .structures import ArtifactMeta, FeatureSpec, decide
 
 # %% auto #0
 __all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
-           'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'contributions', 'reason_codes',
-           'save_model', 'model_folder', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
+           'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'save_model', 'model_folder', 'load_model',
+           'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
 FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
@@ -97,46 +97,11 @@ def input_columns(model) -> list[str]:
     return list(base_pipeline(model).named_steps["coerce"].dtypes)
 
 # %% ../../nbs/03_models.ipynb #e8267900
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.log(p / (1 - p))
-
-
 def feature_means(model, X: pd.DataFrame) -> dict[str, Any]:
     "Names and training means of the model's transformed inputs (saved with the candidate)."
     pipe = base_pipeline(model)
     Z = pipe[:-1].transform(X)
     return {"names": pipe[:-1].get_feature_names_out().tolist(), "means": np.asarray(Z.mean(axis=0)).tolist()}
-
-
-def contributions(model, X: pd.DataFrame, means: dict[str, Any]) -> pd.DataFrame:
-    "Per row and transformed feature: the logit change from the training mean to the row's value."
-    pipe = base_pipeline(model)
-    Z = np.asarray(pipe[:-1].transform(X), dtype=float)
-    estimator, mean = pipe[-1], np.asarray(means["means"])
-    base = _logit(estimator.predict_proba(Z)[:, 1])
-    out = np.empty_like(Z)
-    for j in range(Z.shape[1]):
-        column = Z[:, j].copy()
-        Z[:, j] = mean[j]
-        out[:, j] = base - _logit(estimator.predict_proba(Z)[:, 1])
-        Z[:, j] = column
-    return pd.DataFrame(out, columns=means["names"], index=X.index)
-
-
-def reason_codes(model, X: pd.DataFrame, means: dict[str, Any], k: int = 3) -> pd.DataFrame:
-    """The top `k` contributions per row by absolute size: `reason_i` (feature) and `contribution_i`.
-    A contribution that rounds to zero is no reason: its `reason_i` is missing (None), its value NaN."""
-    contrib = contributions(model, X, means)
-    values = contrib.to_numpy()
-    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-    names = np.asarray(contrib.columns, dtype=object)
-    out = {}
-    for i in range(order.shape[1]):
-        value = np.round(np.take_along_axis(values, order[:, i:i + 1], axis=1)[:, 0], 6)
-        out[f"reason_{i + 1}"] = np.where(value != 0, names[order[:, i]], None)
-        out[f"contribution_{i + 1}"] = np.where(value != 0, value, np.nan)
-    return pd.DataFrame(out, index=X.index)
 
 # %% ../../nbs/03_models.ipynb #9c018093
 MODEL_FILE, META_FILE = "model.skops", "churnlab.json"

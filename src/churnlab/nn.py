@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
@@ -21,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TabularNNClassifier', 'fit', 'predict_proba', 'predict']
+__all__ = ['TabularNNClassifier', 'fit', 'decision_function', 'predict_proba', 'predict']
 
 # %% ../../nbs/07_nn.ipynb #ea67984c
 class _Dropout(nn.Module):
@@ -235,12 +236,17 @@ def _logits(self, net, X: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
         return torch.cat([net(X[i:i + batch].to(device, non_blocking=True)).float() for i in range(0, len(X), batch)])
 
 
-def predict_proba(self, X) -> np.ndarray:
-    "Class probabilities, shape (n, 2)."
+def decision_function(self, X) -> np.ndarray:
+    "The network's logit per row (the log-odds of the positive class), shape (n,)."
     check_is_fitted(self, "net_")
     X = validate_data(self, X, dtype=np.float32, reset=False)  # the fitted width (and names), finite values
     with torch.inference_mode():
-        p = torch.sigmoid(self._logits(self.net_, torch.from_numpy(X))).cpu().numpy().astype(np.float64)
+        return self._logits(self.net_, torch.from_numpy(X)).cpu().numpy().astype(np.float64).ravel()
+
+
+def predict_proba(self, X) -> np.ndarray:
+    "Class probabilities, shape (n, 2): the logistic of `decision_function` (computed in float64)."
+    p = expit(self.decision_function(X))
     return np.column_stack([1 - p, p])
 
 
@@ -251,6 +257,7 @@ def predict(self, X) -> np.ndarray:
 
 
 TabularNNClassifier._logits = _logits
+TabularNNClassifier.decision_function = decision_function
 TabularNNClassifier.predict_proba = predict_proba
 TabularNNClassifier.predict = predict
 

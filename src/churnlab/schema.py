@@ -81,7 +81,7 @@ def validation_detail(error: ValidationError, prefix: tuple = ("body",)) -> list
 
 # %% ../../nbs/09c_schema.ipynb #7052ab9f
 class Reason(BaseModel):
-    "One reason code: a transformed feature and its log-odds contribution."
+    "One reason code: a raw column and its contribution (in the units GET /model's `explanation.output` names)."
 
     feature: str
     contribution: float

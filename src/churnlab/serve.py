@@ -206,6 +206,9 @@ async def model_info(request: Request) -> dict[str, Any]:
             "run_id": s.meta.get("mlflow_run_id"), "data_md5": s.meta.get("data_md5"),
             "contract_fingerprint": s.meta.get("contract_fingerprint"), "threshold": s.meta["threshold"],
             "calibration": s.meta.get("calibration"), "fast_path": s.scorer is not None,
+            "explanation": None if s.explainer is None else {
+                "method": s.explainer.method, "output": s.explainer.output, "exact": s.explainer.exact,
+                "explains": s.explainer.explains, "columns": s.explainer.columns},
             "mode": "pinned" if s.source.pinned else "following" if s.source.follows_alias else "fixed",
             "shadow": request.app.state.shadow.version if request.app.state.shadow else None,
             "metrics": {f"cv_{s.meta.get('cv_metric')}": s.meta.get("cv_mean"), **scores}}

@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field, TypeAdapter
 
 from . import data, models
+from .explain import Explainer, make_explainer, top_reasons, transformed_features
 from .schema import record_type
 from .scoring import FastScorer, compile_scorer, raw_frame
 from .structures import ArtifactMeta
@@ -35,6 +36,7 @@ class Served:
     record: TypeAdapter  # one raw record -> dict
     batch: TypeAdapter  # a list of at most `max_batch_size` of them
     version: str
+    explainer: Explainer | None = None  # reason codes (`explain.make_explainer`), built once at load
 
 
 def load_served(model: str | None, root: Path, sha256: str | None = None, max_batch_size: int = 10_000) -> Served:
@@ -45,7 +47,8 @@ def load_served(model: str | None, root: Path, sha256: str | None = None, max_ba
     version = source.version or f"local-{digest[:12]}"
     record = record_type(meta["contract"])
     batch = TypeAdapter(Annotated[list[record], Field(max_length=max_batch_size)])
-    return Served(pipeline, meta, source, digest, compile_scorer(pipeline), TypeAdapter(record), batch, version)
+    return Served(pipeline, meta, source, digest, compile_scorer(pipeline), TypeAdapter(record), batch, version,
+                  make_explainer(pipeline, meta["feature_means"]))
 
 
 def contract_frame(served: Served, records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -71,10 +74,14 @@ def score_records(served: Served, records: list[dict[str, Any]],
 
 
 def explained(served: Served, record: dict[str, Any], explain: int) -> tuple[np.ndarray, list[list[str]], list[dict]]:
-    "Probability, flags and top `explain` reason codes, all from the pipeline (the model the reasons decompose)."
-    proba, flags = score_records(served, [record], through_pipeline=True)
-    frame = contract_frame(served, [record])
-    codes = models.reason_codes(served.pipeline, frame, served.meta["feature_means"], explain)
-    reasons = [{"feature": codes[f"reason_{i}"].iloc[0], "contribution": float(codes[f"contribution_{i}"].iloc[0])}
-               for i in range(1, explain + 1) if f"reason_{i}" in codes and codes[f"reason_{i}"].iloc[0] is not None]
+    """Probability, flags and the top `explain` reason codes (raw columns, `explain.top_reasons`), the
+    probability and the features the codes decompose from the same path: compiled when there is one."""
+    proba, flags = score_records(served, [record])
+    if served.scorer is not None:
+        Z = served.scorer.transform(served.scorer.columns([record]))
+    else:
+        Z = transformed_features(served.pipeline, contract_frame(served, [record]))
+    names, values = top_reasons(served.explainer, Z, explain)
+    reasons = [{"feature": name, "contribution": float(value)}
+               for name, value in zip(names[0], values[0], strict=True) if name is not None]
     return proba, flags, reasons

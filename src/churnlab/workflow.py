@@ -19,7 +19,7 @@ from .structures import ArtifactMeta, Contract, FeatureSpec
 
 # %% auto #0
 __all__ = ['TrainingRows', 'training_rows', 'tuning_session', 'InMemoryData', 'prepare_in_memory', 'artifact_metadata',
-           'cv_summary', 'rows_table', 'slices_markdown', 'model_card']
+           'cv_summary', 'rows_table', 'slices_markdown', 'importance_markdown', 'model_card']
 
 # %% ../../nbs/11_workflow.ipynb #cf197a16
 @dataclass
@@ -140,8 +140,17 @@ def slices_markdown(slices: pd.DataFrame) -> str:
             "is mostly noise (see its interval).")
 
 
+def importance_markdown(importance: pd.DataFrame, explains: str, top: int = 15) -> str:
+    "The model card's importance table: mean absolute reason-code contribution beside permutation importance."
+    lines = ["| column | mean abs. contribution | permutation importance (ROC-AUC drop) |", "|---|---|---|"]
+    for row in importance.head(top).itertuples():
+        lines.append(f"| {row.feature} | {row.mean_abs_contribution:.4f} | {row.importance:.4f} ± {row.std:.4f} |")
+    return f"Reason codes: {explains}. Their mean absolute value per raw column on test rows, beside the " \
+           "permutation importance (the drop in ROC-AUC when the column is shuffled):\n\n" + "\n".join(lines)
+
+
 def model_card(meta: ArtifactMeta, metrics: dict, lift: pd.DataFrame, slices: pd.DataFrame, rows_used: dict,
-               n_boot: int) -> str:
+               n_boot: int, importance: str = "") -> str:
     "The model card (markdown) of a candidate: data, intended use, test metrics, rows, threshold, selection."
     contract, ci = meta["contract"], lambda k: f"[{metrics[k][0]:.4f}, {metrics[k][1]:.4f}]"
     positive = f"`{contract['target']}` = `{contract['positive_label']}`"
@@ -184,9 +193,12 @@ Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the trainin
 ## Slices (ROC-AUC by segment, with bootstrap 95% intervals)
 {slices_markdown(slices)}
 
+## Importance (raw columns)
+{importance or 'Not computed.'}
+
 ## Limitations
 Trained on one snapshot of one data source (the md5 above); a change in the population, or in what
 a column means, degrades it (see monitoring). Segments with few rows have wide intervals. Reason
-codes are log-odds contributions relative to the training mean (exact for linear models, an
-occlusion estimate otherwise).
+codes say what moved this model's output (see Importance for what they decompose), not what causes
+the outcome.
 """
