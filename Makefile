@@ -79,9 +79,10 @@ down:
 	$(if $(wildcard $(PY)),$(PY),python3) tools/standins.py down
 
 # Debian packages the tests need: Chromium (and a font) for the docs browser test, PostgreSQL for
-# the shared Optuna study and the stand-ins (`make up`), curl for the README's walk-through. Installed when running as root with apt; otherwise the tests that need
+# the shared Optuna study and the stand-ins (`make up`), curl for the README's walk-through, libgomp1 (OpenMP)
+# for LightGBM. Installed when running as root with apt; otherwise the tests that need
 # them skip, naming this command.
-TEST_DEBS := chromium fonts-dejavu-core postgresql curl
+TEST_DEBS := chromium fonts-dejavu-core postgresql curl libgomp1
 test-deps:
 	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -28,7 +28,7 @@ import pandas as pd
 from churnlab import config, data, explain, features, files, models, served, splits
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("hist_gb", "random_forest", "logreg", "hist_gb+sigmoid", "nn")
+FAMILIES = ("hist_gb", "random_forest", "logreg", "hist_gb+sigmoid", "lightgbm", "catboost", "nn")
 
 
 def fitted(family: str, spec, rows, params: dict):

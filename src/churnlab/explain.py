@@ -5,206 +5,21 @@
 # %% ../../nbs/03b_explain.ipynb #ab970d8c
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from math import factorial
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from . import models
+from .treeshap import TreePaths, tree_paths, tree_shap
 
 # %% auto #0
-__all__ = ['SAMPLED_ORDERS', 'TreePaths', 'tree_paths', 'tree_shap', 'raw_grouping', 'sampled_shapley', 'Explainer',
-           'make_explainer', 'transformed_contributions', 'contributions', 'model_output', 'top_reasons',
-           'reason_codes', 'global_importance', 'transformed_features']
-
-# %% ../../nbs/03b_explain.ipynb #867d9775
-@dataclass(frozen=True)
-class TreePaths:
-    "Every root-to-leaf path of a tree ensemble as padded arrays (leaves x path length), built once per model."
-
-    value: np.ndarray  # (leaves,) leaf output, divided by the tree count when the ensemble averages
-    node_feature: np.ndarray  # (leaves, depth) feature of each split on the path; -1 pads
-    node_threshold: np.ndarray  # (leaves, depth) go left when x <= threshold
-    node_left: np.ndarray  # (leaves, depth) the path goes left at this split
-    node_missing_left: np.ndarray  # (leaves, depth) a missing value goes left
-    node_slot: np.ndarray  # (leaves, depth) which of the path's distinct features the split is on
-    slot_feature: np.ndarray  # (leaves, slots) distinct features of the path; -1 pads
-    slot_cover: np.ndarray  # (leaves, slots) product of the path's cover ratios on that feature; 1 pads
-    slot_count: np.ndarray  # (leaves,) distinct features on the path
-    offset: float  # added to the leaves' sum (a boosting baseline)
-    n_features: int
-    float32: bool  # inputs are cast to float32 before the comparison (scikit-learn's decision trees)
-    gather: sparse.csr_matrix  # (features, leaves x slots): sums each slot's value into its feature
-    table: np.ndarray | None = None  # (patterns, slots): each leaf's values for every pattern of followed slots
-    table_start: np.ndarray | None = None  # (leaves,) the leaf's first row in `table` (2^slot_count rows a leaf)
-    node_bit: np.ndarray | None = None  # (leaves, depth) 2^slot of each split (0 pads): a missed split clears it
-
-    @property
-    def base_value(self) -> float:
-        "The expected output over the training cover: every path weighted by its cover ratios."
-        return float(self.offset + np.sum(self.value * np.prod(self.slot_cover, axis=1)))
-
-# %% ../../nbs/03b_explain.ipynb #82a382cd
-def _walk(left, right, is_leaf, feature, threshold, missing_left, cover, leaf_value) -> list[tuple]:
-    "Root-to-leaf paths of one tree: (leaf value, [(feature, threshold, goes left, missing left, cover ratio)])."
-    out, stack = [], [(0, [])]
-    while stack:
-        node, path = stack.pop()
-        if is_leaf(node):
-            out.append((leaf_value(node), path))
-            continue
-        for child, goes_left in ((left[node], True), (right[node], False)):
-            step = (int(feature[node]), float(threshold[node]), goes_left, bool(missing_left[node]),
-                    float(cover[child]) / float(cover[node]))
-            stack.append((child, [*path, step]))
-    return out
-
-
-def _tree_list(estimator) -> tuple[list[list[tuple]], float, bool]:
-    "Every tree's paths, the boosting offset and whether inputs are compared as float32."
-    if isinstance(estimator, HistGradientBoostingClassifier):
-        if estimator.n_trees_per_iteration_ != 1:
-            raise NotImplementedError("Tree SHAP here covers binary classifiers only")
-        trees = []
-        for (predictor,) in estimator._predictors:
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise NotImplementedError("native categorical splits are not covered (the pipeline one-hot encodes)")
-            trees.append(_walk(nodes["left"], nodes["right"], lambda n, nodes=nodes: bool(nodes["is_leaf"][n]),
-                               nodes["feature_idx"], nodes["num_threshold"], nodes["missing_go_to_left"],
-                               nodes["count"], lambda n, nodes=nodes: float(nodes["value"][n])))
-        return trees, float(np.ravel(estimator._baseline_prediction)[0]), False
-    if isinstance(estimator, RandomForestClassifier):
-        trees, count = [], len(estimator.estimators_)
-        for tree in (e.tree_ for e in estimator.estimators_):
-            share = tree.value[:, 0, :] / tree.value[:, 0, :].sum(axis=1, keepdims=True)
-            trees.append(_walk(tree.children_left, tree.children_right,
-                               lambda n, tree=tree: tree.children_left[n] == -1, tree.feature, tree.threshold,
-                               tree.missing_go_to_left, tree.weighted_n_node_samples,
-                               lambda n, share=share: float(share[n, 1]) / count))
-        return trees, 0.0, True
-    raise NotImplementedError(f"no Tree SHAP for {type(estimator).__name__}")
-
-# %% ../../nbs/03b_explain.ipynb #6e9ba610
-def tree_paths(estimator, n_features: int, max_table_cells: int = 4_000_000) -> TreePaths:
-    """The padded paths of a fitted `HistGradientBoostingClassifier` or `RandomForestClassifier`, with their
-    leaf tables (below) when those hold at most `max_table_cells` numbers."""
-    trees, offset, float32 = _tree_list(estimator)
-    paths = [p for tree in trees for p in tree]
-    depth = max(1, max(len(steps) for _, steps in paths))
-    slots = max(1, max(len({s[0] for s in steps}) for _, steps in paths))
-    shape = (len(paths), depth)
-    node_feature, node_slot = np.full(shape, -1), np.zeros(shape, dtype=int)
-    node_threshold, node_left, node_missing = np.zeros(shape), np.ones(shape, bool), np.ones(shape, bool)
-    slot_feature, slot_cover = np.full((len(paths), slots), -1), np.ones((len(paths), slots))
-    for i, (_, steps) in enumerate(paths):
-        seen: dict[int, int] = {}
-        for j, (feature, threshold, goes_left, missing_left, ratio) in enumerate(steps):
-            slot = seen.setdefault(feature, len(seen))
-            node_feature[i, j], node_threshold[i, j], node_left[i, j] = feature, threshold, goes_left
-            node_missing[i, j], node_slot[i, j] = missing_left, slot
-            slot_feature[i, slot], slot_cover[i, slot] = feature, slot_cover[i, slot] * ratio
-    cells = np.arange(slot_feature.size)
-    gather = sparse.csr_matrix((np.ones(cells.size), (np.maximum(slot_feature, 0).ravel(), cells)),
-                               shape=(n_features, cells.size))
-    built = TreePaths(np.array([v for v, _ in paths]), node_feature, node_threshold, node_left, node_missing,
-                      node_slot, slot_feature, slot_cover, (slot_feature >= 0).sum(axis=1), offset, n_features,
-                      float32, gather)
-    return _leaf_tables(built, max_table_cells)
-
-# %% ../../nbs/03b_explain.ipynb #13b51c27
-def _shapley_weights(slots: int, counts: np.ndarray) -> np.ndarray:
-    "w(k, m) = k! (m - 1 - k)! / m! per leaf (its m distinct features) and k < slots; 0 past m - 1."
-    table = np.zeros((slots + 1, slots))
-    for m in range(1, slots + 1):
-        table[m, :m] = [factorial(k) * factorial(m - 1 - k) / factorial(m) for k in range(m)]
-    return table[counts]
-
-
-def _missed(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
-    "(rows, leaves, depth): True where the row leaves the path at that split."
-    X = Z.astype(np.float32).astype(float) if paths.float32 else Z
-    values = X[:, np.maximum(paths.node_feature, 0)]
-    goes_left = np.where(np.isnan(values), paths.node_missing_left, values <= paths.node_threshold)
-    return (goes_left != paths.node_left) & (paths.node_feature >= 0)
-
-
-def _follows(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
-    "(rows, leaves, slots): 1 where the row takes the path's branch at every split on that slot's feature."
-    missed = _missed(paths, Z)
-    a = np.empty((len(Z), *paths.slot_cover.shape))
-    for slot in range(a.shape[2]):  # a slot is followed when none of the splits on its feature is missed
-        a[..., slot] = ~(missed & (paths.node_slot == slot)).any(axis=2)
-    return np.where(paths.slot_feature >= 0, a, 0.0)  # a padded slot is the constant factor 1 = b + 0 z
-
-
-def _slot_shap(paths: TreePaths, a: np.ndarray) -> np.ndarray:
-    "(rows, leaves, slots): each path feature's Shapley value in that leaf's product game, times the leaf value."
-    return _product_shap(a, paths.slot_cover, paths.slot_count, paths.value, paths.slot_feature >= 0)
-
-
-def _product_shap(a: np.ndarray, b: np.ndarray, counts: np.ndarray, value: np.ndarray, real: np.ndarray) -> np.ndarray:
-    "`_slot_shap` on the arrays of some leaves: `a` followed, `b` cover products, `real` slots that are not padding."
-    slots = b.shape[1]
-    poly = np.zeros((*a.shape[:2], slots + 1))
-    poly[..., 0] = 1.0
-    for d in range(slots):  # prod over slots of (b + a z), coefficients low to high
-        shifted = poly[..., :-1] * a[..., d : d + 1]
-        poly *= b[:, d, None]
-        poly[..., 1:] += shifted
-    quotient, carry = np.empty((*a.shape, slots)), np.zeros(a.shape)  # (rows, leaves, slot d, power k)
-    for k in range(slots, 0, -1):  # every slot's product without it at once: divide by (b_d + z), stable as b_d <= 1
-        carry = poly[..., k, None] - b * carry
-        quotient[..., k - 1] = carry
-    without = np.where(a[..., None] > 0, quotient, poly[..., None, :slots] / b[..., None])  # a_d = 0: divide by b_d
-    out = (a - b) * np.einsum("rldk,lk->rld", without, _shapley_weights(slots, counts))
-    return np.where(real, out, 0.0) * value[:, None]
-
-
-def _leaf_tables(paths: TreePaths, max_cells: int, max_work: int = 4_000_000) -> TreePaths:
-    """The paths with every leaf's slot values for each of the 2^m patterns of its m slots followed or not (bit s:
-    slot s followed), when they fit in `max_cells` numbers; explaining a row is then a lookup per leaf."""
-    slots, sizes = paths.slot_cover.shape[1], 1 << paths.slot_count
-    if int(sizes.sum()) * slots > max_cells:
-        return paths
-    start, table = np.concatenate([[0], np.cumsum(sizes)[:-1]]), np.zeros((int(sizes.sum()), slots))
-    for m in np.unique(paths.slot_count):
-        patterns = np.arange(1 << m)
-        followed = ((patterns[:, None] >> np.arange(slots)) & 1).astype(float)  # padded slots: 0
-        group = np.flatnonzero(paths.slot_count == m)
-        for part in np.array_split(group, max(1, len(group) * len(patterns) * slots * slots // max_work)):
-            values = _product_shap(np.broadcast_to(followed[:, None, :], (len(patterns), len(part), slots)),
-                                   paths.slot_cover[part], paths.slot_count[part], paths.value[part],
-                                   paths.slot_feature[part] >= 0)
-            table[(start[part][None, :] + patterns[:, None]).ravel()] = values.reshape(-1, slots)
-    bits = np.where(paths.node_feature >= 0, 1 << paths.node_slot, 0)
-    return replace(paths, table=table, table_start=start, node_bit=bits)
-
-
-def _table_shap(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
-    "`_slot_shap` from the leaf tables: each leaf's pattern of followed slots, then one lookup."
-    failed = np.bitwise_or.reduce(_missed(paths, Z) * paths.node_bit, axis=2)
-    return paths.table[paths.table_start + (((1 << paths.slot_count) - 1) & ~failed)]
-
-# %% ../../nbs/03b_explain.ipynb #b052f928
-def tree_shap(paths: TreePaths, Z: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
-    """Exact path-dependent Tree SHAP values (rows x transformed features) of the ensemble's output; with
-    `paths.base_value` they add up to it. Rows go a few at a time (at most `max_cells` per array)."""
-    Z = np.asarray(Z, dtype=float)
-    leaves, slots = paths.slot_cover.shape
-    per_row = leaves * (slots if paths.table is not None else slots * (slots + 1))
-    step, parts = max(1, max_cells // max(per_row, 1)), []
-    for start in range(0, len(Z), step):
-        rows = Z[start : start + step]
-        chunk = _table_shap(paths, rows) if paths.table is not None else _slot_shap(paths, _follows(paths, rows))
-        parts.append(np.asarray(paths.gather.dot(chunk.reshape(len(chunk), -1).T).T))
-    return np.vstack(parts) if parts else np.zeros((0, paths.n_features))
+__all__ = ['SAMPLED_ORDERS', 'raw_grouping', 'sampled_shapley', 'Explainer', 'make_explainer', 'transformed_contributions',
+           'contributions', 'model_output', 'top_reasons', 'reason_codes', 'global_importance', 'transformed_features']
 
 # %% ../../nbs/03b_explain.ipynb #9620458c
 def _named_columns(output: str, columns: list[str]) -> list[str]:
@@ -279,7 +94,7 @@ def sampled_shapley(response, Z: np.ndarray, baseline: np.ndarray, players: np.n
 class Explainer:
     "What a candidate's reason codes need, built once (at load in the service): method, units and the parts."
 
-    method: str  # tree_shap | linear | sampled_shapley
+    method: str  # tree_shap | library_tree_shap | linear | sampled_shapley
     output: str  # what contributions + base add up to: log-odds or probability
     exact: bool  # the Shapley values themselves (sampled_shapley: estimated; they still add up exactly)
     explains: str  # one sentence for the docs, the model card and GET /model
@@ -327,6 +142,10 @@ def make_explainer(model, feature_means: dict[str, Any], orders: int = SAMPLED_O
         output = logit or ("log-odds" if isinstance(estimator, HistGradientBoostingClassifier) else "probability")
         return Explainer("tree_shap", output, True, f"exact path-dependent Tree SHAP values of the {output}{after}",
                          paths=paths, **common)
+    if hasattr(estimator, "contributions"):  # lightgbm, catboost: the library's own exact Tree SHAP
+        return Explainer("library_tree_shap", "log-odds", True, "exact path-dependent Tree SHAP values of the "
+                         f"log-odds{after}, computed by {type(estimator).__name__.removeprefix('Categorical')}",
+                         **common)
     if isinstance(estimator, LogisticRegression):
         return Explainer("linear", "log-odds", True, f"exact linear contributions (coefficient x (value - training "
                          f"mean)) to the log-odds{after}", coefficients=estimator.coef_[0],
@@ -353,6 +172,8 @@ def transformed_contributions(explainer: Explainer, Z: np.ndarray) -> tuple[np.n
     Z = np.asarray(Z, dtype=float)
     if explainer.method == "tree_shap":
         phi, base = tree_shap(explainer.paths, Z), explainer.paths.base_value
+    elif explainer.method == "library_tree_shap":
+        phi, base = explainer.estimator.contributions(Z)
     elif explainer.method == "linear":
         phi = (Z - explainer.means) * explainer.coefficients
         base = explainer.intercept + float(explainer.coefficients @ explainer.means)

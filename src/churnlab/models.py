@@ -23,12 +23,13 @@ from .features import build_preprocessor
 from .structures import ArtifactMeta, FeatureSpec, decide
 
 # %% auto #0
-__all__ = ['FAMILIES', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler', 'make_pipeline',
-           'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'save_model', 'model_folder', 'load_model',
-           'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
+__all__ = ['FAMILIES', 'NATIVE_CATEGORICAL', 'MODEL_FILE', 'META_FILE', 'TRUSTED_TYPES', 'make_estimator', 'make_resampler',
+           'make_pipeline', 'calibrated', 'base_pipeline', 'input_columns', 'feature_means', 'save_model',
+           'model_folder', 'load_model', 'untrusted_types', 'artifact_files', 'artifact_sha256', 'score']
 
 # %% ../../nbs/03_models.ipynb #5abe2f62
-FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "nn")
+FAMILIES = ("dummy", "logreg", "random_forest", "hist_gb", "lightgbm", "catboost", "nn")
+NATIVE_CATEGORICAL = ("lightgbm", "catboost")  # families fed ordinal codes, split as categories by the library
 
 
 def make_estimator(family: str, params: dict[str, Any] | None = None, seed: int = 42):
@@ -42,6 +43,12 @@ def make_estimator(family: str, params: dict[str, Any] | None = None, seed: int 
         return RandomForestClassifier(**{"n_jobs": -1, **params}, random_state=seed)
     if family == "hist_gb":
         return HistGradientBoostingClassifier(**params, random_state=seed)
+    if family in NATIVE_CATEGORICAL:
+        from churnlab import boosting
+
+        estimator = {"lightgbm": boosting.CategoricalLightGBMClassifier,
+                     "catboost": boosting.CategoricalCatBoostClassifier}[family]
+        return estimator(**params, random_state=seed)
     if family == "nn":
         from churnlab.nn import TabularNNClassifier  # torch is imported only when a network is asked for
 
@@ -67,9 +74,10 @@ def make_resampler(method: str, seed: int = 42):
 def make_pipeline(spec: FeatureSpec, family: str, params: dict[str, Any] | None = None,
                   seed: int = 42) -> Pipeline:
     """The candidate pipeline: feature preprocessing from `spec`, an optional sampler, then the `family`
-    model. For `nn`, `embeddings: true` switches categoricals to ordinal codes embedded by the network."""
+    model. For `nn`, `embeddings: true` switches categoricals to ordinal codes embedded by the network; the
+    `NATIVE_CATEGORICAL` families always take codes, last, and split on them as categories."""
     params = dict(params or {})
-    embeddings = bool(params.pop("embeddings", False)) and family == "nn"
+    embeddings = bool(params.pop("embeddings", False)) and family == "nn" or family in NATIVE_CATEGORICAL
     pre = build_preprocessor(spec, categorical_as_codes=embeddings)
     if embeddings:
         params["n_categorical"] = sum(len(b["columns"]) for b in spec["blocks"] if b["block"] == "categorical")
@@ -117,6 +125,8 @@ TRUSTED_TYPES = [
     "imblearn.pipeline.Pipeline",
     "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
     "churnlab.nn.TabularNNClassifier",
+    "churnlab.boosting.CategoricalLightGBMClassifier",  # the library's own model format inside: a str ...
+    "churnlab.boosting.CategoricalCatBoostClassifier",  # ... or bytes, never a pickle
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

@@ -43,6 +43,8 @@ def operations_per_record(model) -> int:
         return width + sum(int(p.nodes["depth"].max()) for tree in estimator._predictors for p in tree)
     if isinstance(estimator, RandomForestClassifier):
         return width + sum(int(t.tree_.max_depth) for t in estimator.estimators_)
+    if hasattr(estimator, "operations_per_record"):  # lightgbm, catboost: the depths of their trees
+        return width + estimator.operations_per_record()
     if hasattr(estimator, "net_"):  # the network: its multiply-adds
         return width + sum(int(p.numel()) for p in estimator.net_.parameters())
     return width
