@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnlab import config, data, explain, features, files, models, served, splits
+from churnlab import config, data, explain, features, files, models, scoring, served, splits
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("hist_gb", "random_forest", "logreg", "hist_gb+sigmoid", "lightgbm", "catboost", "nn")
@@ -62,7 +62,7 @@ def measure(family: str, model, contract, train, test, records: list[dict]) -> d
     gap = float(np.abs(values.sum(axis=1).to_numpy() + base - explain.model_output(explainer, model, Z)).max())
     first, _ = explain.contributions(explainer, Z[:1])
     example = sorted(((column, float(v)) for column, v in first.iloc[0].items()), key=lambda cv: -abs(cv[1]))
-    service = served.Served(model, meta, None, "", models_scorer(model), None, None, "bench", explainer)
+    service = served.Served(model, meta, None, "", scoring.compile_scorer(model), None, None, "bench", explainer)
     with_codes = timed_ms(lambda r: served.explained(service, r, 3), records)
     without = timed_ms(lambda r: served.score_records(service, [r]), records)
     return {
@@ -86,12 +86,6 @@ def measure(family: str, model, contract, train, test, records: list[dict]) -> d
             "probability": float(model.predict_proba(test.X.head(1))[:, 1][0]),
         },
     }
-
-
-def models_scorer(model):
-    from churnlab import scoring
-
-    return scoring.compile_scorer(model)
 
 
 def main() -> None:

@@ -588,6 +588,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'churnlab.track.version_tags': ('track.html#version_tags', 'churnlab/track.py')},
             'churnlab.treeshap': { 'churnlab.treeshap.TreePaths': ('treeshap.html#treepaths', 'churnlab/treeshap.py'),
                                    'churnlab.treeshap.TreePaths.base_value': ('treeshap.html#treepaths.base_value', 'churnlab/treeshap.py'),
+                                   'churnlab.treeshap._followed_bits': ('treeshap.html#_followed_bits', 'churnlab/treeshap.py'),
                                    'churnlab.treeshap._follows': ('treeshap.html#_follows', 'churnlab/treeshap.py'),
                                    'churnlab.treeshap._leaf_tables': ('treeshap.html#_leaf_tables', 'churnlab/treeshap.py'),
                                    'churnlab.treeshap._missed': ('treeshap.html#_missed', 'churnlab/treeshap.py'),

@@ -35,7 +35,7 @@ class TreePaths:
     gather: sparse.csr_matrix  # (features, leaves x slots): sums each slot's value into its feature
     table: np.ndarray | None = None  # (patterns, slots): each leaf's values for every pattern of followed slots
     table_start: np.ndarray | None = None  # (leaves,) the leaf's first row in `table` (2^slot_count rows a leaf)
-    node_bit: np.ndarray | None = None  # (leaves, depth) 2^slot of each split (0 pads): a missed split clears it
+    node_bit: np.ndarray | None = None  # (leaves, depth) 2^slot of each split (0 pads): a missed split clears its bit
 
     @property
     def base_value(self) -> float:
@@ -107,7 +107,7 @@ def tree_paths(estimator, n_features: int, max_table_cells: int = 4_000_000) -> 
                                shape=(n_features, cells.size))
     built = TreePaths(np.array([v for v, _ in paths]), node_feature, node_threshold, node_left, node_missing,
                       node_slot, slot_feature, slot_cover, (slot_feature >= 0).sum(axis=1), offset, n_features,
-                      float32, gather)
+                      float32, gather, node_bit=np.where(node_feature >= 0, 1 << node_slot, 0))
     return _leaf_tables(built, max_table_cells)
 
 # %% ../../nbs/03b0_treeshap.ipynb #13b51c27
@@ -127,13 +127,15 @@ def _missed(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
     return (goes_left != paths.node_left) & (paths.node_feature >= 0)
 
 
+def _followed_bits(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
+    "(rows, leaves): bit s set where the row takes the path's branch at every split on slot s's feature."
+    failed = np.bitwise_or.reduce(_missed(paths, Z) * paths.node_bit, axis=2)
+    return ((1 << paths.slot_count) - 1) & ~failed  # a padded slot's bit is never set (slots 0..m-1 are real)
+
+
 def _follows(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
     "(rows, leaves, slots): 1 where the row takes the path's branch at every split on that slot's feature."
-    missed = _missed(paths, Z)
-    a = np.empty((len(Z), *paths.slot_cover.shape))
-    for slot in range(a.shape[2]):  # a slot is followed when none of the splits on its feature is missed
-        a[..., slot] = ~(missed & (paths.node_slot == slot)).any(axis=2)
-    return np.where(paths.slot_feature >= 0, a, 0.0)  # a padded slot is the constant factor 1 = b + 0 z
+    return ((_followed_bits(paths, Z)[..., None] >> np.arange(paths.slot_cover.shape[1])) & 1).astype(float)
 
 
 def _slot_shap(paths: TreePaths, a: np.ndarray) -> np.ndarray:
@@ -142,21 +144,24 @@ def _slot_shap(paths: TreePaths, a: np.ndarray) -> np.ndarray:
 
 
 def _product_shap(a: np.ndarray, b: np.ndarray, counts: np.ndarray, value: np.ndarray, real: np.ndarray) -> np.ndarray:
-    "`_slot_shap` on the arrays of some leaves: `a` followed, `b` cover products, `real` slots that are not padding."
+    """`_slot_shap` on the arrays of some leaves: `a` followed, `b` cover products, `real` slots that are not padding.
+    Computed as (rows, slot, leaf) arrays, so that each step is one operation on contiguous rows of leaves."""
     slots = b.shape[1]
-    poly = np.zeros((*a.shape[:2], slots + 1))
-    poly[..., 0] = 1.0
-    for d in range(slots):  # prod over slots of (b + a z), coefficients low to high
-        shifted = poly[..., :-1] * a[..., d : d + 1]
-        poly *= b[:, d, None]
-        poly[..., 1:] += shifted
-    quotient, carry = np.empty((*a.shape, slots)), np.zeros(a.shape)  # (rows, leaves, slot d, power k)
+    at, bt = np.ascontiguousarray(np.moveaxis(a, 2, 1)), np.ascontiguousarray(b.T)
+    poly = np.zeros((a.shape[0], slots + 1, a.shape[1]))  # prod over slots of (b + a z), coefficients low to high
+    poly[:, 0] = 1.0
+    for d in range(slots):
+        for k in range(d + 1, 0, -1):  # highest power first: each step reads the previous coefficients
+            poly[:, k] = poly[:, k] * bt[d] + poly[:, k - 1] * at[:, d]
+        poly[:, 0] *= bt[d]
+    weights = _shapley_weights(slots, counts).T  # (k, leaves)
+    weighted, carry = np.zeros(at.shape), np.zeros(at.shape)  # (rows, slot d, leaves)
     for k in range(slots, 0, -1):  # every slot's product without it at once: divide by (b_d + z), stable as b_d <= 1
-        carry = poly[..., k, None] - b * carry
-        quotient[..., k - 1] = carry
-    without = np.where(a[..., None] > 0, quotient, poly[..., None, :slots] / b[..., None])  # a_d = 0: divide by b_d
-    out = (a - b) * np.einsum("rldk,lk->rld", without, _shapley_weights(slots, counts))
-    return np.where(real, out, 0.0) * value[:, None]
+        carry = poly[:, k, None, :] - bt * carry  # coefficient k - 1 of the quotient
+        weighted += carry * weights[k - 1]
+    missed = -np.einsum("rkl,kl->rl", poly[:, :slots], weights)  # a_d = 0: b_d cancels, the same for every such d
+    out = np.where(at > 0, (1 - bt) * weighted, missed[:, None, :])  # a_d = 1: (1 - b_d) sum_k w_k e_k(without d)
+    return np.moveaxis(np.where(real.T, out, 0.0) * value, 1, 2)
 
 
 def _leaf_tables(paths: TreePaths, max_cells: int, max_work: int = 4_000_000) -> TreePaths:
@@ -175,14 +180,12 @@ def _leaf_tables(paths: TreePaths, max_cells: int, max_work: int = 4_000_000) ->
                                    paths.slot_cover[part], paths.slot_count[part], paths.value[part],
                                    paths.slot_feature[part] >= 0)
             table[(start[part][None, :] + patterns[:, None]).ravel()] = values.reshape(-1, slots)
-    bits = np.where(paths.node_feature >= 0, 1 << paths.node_slot, 0)
-    return replace(paths, table=table, table_start=start, node_bit=bits)
+    return replace(paths, table=table, table_start=start)
 
 
 def _table_shap(paths: TreePaths, Z: np.ndarray) -> np.ndarray:
     "`_slot_shap` from the leaf tables: each leaf's pattern of followed slots, then one lookup."
-    failed = np.bitwise_or.reduce(_missed(paths, Z) * paths.node_bit, axis=2)
-    return paths.table[paths.table_start + (((1 << paths.slot_count) - 1) & ~failed)]
+    return paths.table[paths.table_start + _followed_bits(paths, Z)]
 
 # %% ../../nbs/03b0_treeshap.ipynb #b052f928
 def tree_shap(paths: TreePaths, Z: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
