@@ -109,6 +109,7 @@ class Explainer:
     means: np.ndarray | None = None  # the training means: the linear and the sampled baseline
     estimator: Any = None  # the final estimator (sampled_shapley evaluates it)
     orders: np.ndarray | None = None  # sampled_shapley: the seeded player orders
+    players: np.ndarray | None = None  # sampled_shapley: each transformed input's player (raw column group)
 
 # %% ../../nbs/03b_explain.ipynb #fbed91f0
 def _inner_and_calibration(model) -> tuple[Any, float, float, str | None]:
@@ -158,7 +159,7 @@ def _sampled(common: dict, why: str, orders: int, seed: int, after: str) -> Expl
     return Explainer("sampled_shapley", "log-odds", False, f"baseline Shapley values of the log-odds{after}, from the "
                      f"training means, estimated over {orders} seeded orders of the raw columns ({why}): they add up "
                      "to the log-odds exactly; each column's share is an estimate",
-                     orders=_orders(int(players.max()) + 1, orders, seed), **common)
+                     orders=_orders(int(players.max()) + 1, orders, seed), players=players, **common)
 
 # %% ../../nbs/03b_explain.ipynb #8ff56ead
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -178,7 +179,7 @@ def transformed_contributions(explainer: Explainer, Z: np.ndarray) -> tuple[np.n
         phi = (Z - explainer.means) * explainer.coefficients
         base = explainer.intercept + float(explainer.coefficients @ explainer.means)
     else:
-        response, players = _response(explainer.estimator), _players(explainer.grouping)
+        response, players = _response(explainer.estimator), explainer.players  # grouped once, at build
         per_player = sampled_shapley(response, Z, explainer.means, players, explainer.orders)
         phi = per_player[:, players] / np.bincount(players)[players]
         base = float(response(explainer.means[None, :])[0])
