@@ -18,8 +18,12 @@
 #
 # Every family in `train.candidates` is ONE pipeline (features + model), cross-validated on the
 # training split with folds that follow the split strategy; fitted transformations never see a
-# validation row. The chosen family is refitted once on all training rows: the **candidate**.
-# Its decision threshold is chosen on out-of-fold predictions.
+# validation row. The families are compared on the training rows the tuning study never saw
+# (`tune.share`), so the tuned family's estimate is as honest as the others'; `train.selection_rule:
+# one_se` takes the cheapest family within one paired SE of the best. A logistic stack of the
+# families (`train.ensemble: auto`) replaces it only when its nested CV beats the best single family
+# by more than one SE. The choice is refitted once on all training rows: the **candidate**. Its
+# decision threshold is chosen on out-of-fold predictions.
 
 # %% tags=["parameters"]
 section = "train"
@@ -45,6 +49,7 @@ if params.get("use_tuned"):
 rows = workflow.training_rows(root)
 contract, spec, X, y, groups = rows.contract, rows.spec, rows.X, rows.y, rows.groups
 splitter = splits.cv_splitter(contract["split"]["strategy"], params["cv_folds"], params["seed"])
+tuning_rows = selection.tuned_rows(tuned, params, y, groups)  # left out of the comparison (honest selection)
 
 # %% [markdown]
 # ## Cross-validation, selection, threshold, final fit
@@ -52,7 +57,8 @@ splitter = splits.cv_splitter(contract["split"]["strategy"], params["cv_folds"],
 # %%
 with track.progress(None, "train: CV folds + final fit") as bar:
     fit = selection.select_and_fit(X, y, spec, params, splitter, groups, progress=bar,
-                                high_cardinality=features.columns_by_role(contract, "high_cardinality"))
+                                   high_cardinality=features.columns_by_role(contract, "high_cardinality"),
+                                   exclude=tuning_rows)
 cv_results, chosen, threshold, selected = fit.cv, fit.family, fit.threshold, fit.selected_cv
 candidate, timings = fit.candidate, fit.timings
 table = pd.DataFrame({f: {"mean": r["mean"], "std": r["std"], "folds": len(r["scores"]),
@@ -67,12 +73,14 @@ display(Markdown(
     + ", ".join(f"{f} {r['latency_ms']:.1f} ms{' (over)' if budget and r['latency_ms'] > budget else ''}"
                 for f, r in cv_results.items())))
 display(Markdown(f"Rows: selection, calibration and threshold on **{fit.rows['selection']:,}** of "
-                 f"{fit.rows['final_fit']:,} training rows (`train.selection_max_rows` = "
-                 f"{params.get('selection_max_rows')}: a seeded stratified subsample); the candidate is fitted on all "
-                 f"**{fit.rows['final_fit']:,}**."))
+                 f"{fit.rows['final_fit']:,} training rows ({fit.rows['tuning_excluded']:,} left out because the "
+                 f"tuning study saw them; `train.selection_max_rows` = {params.get('selection_max_rows')}: a seeded "
+                 f"stratified subsample); the candidate is fitted on all **{fit.rows['final_fit']:,}**."))
 display(Markdown(f"Candidate family: **{chosen}** (CV {params['cv_metric']} "
                  f"{selected['mean']:.4f} ± {selected['std']:.4f}); threshold by "
                  f"`{params['threshold_rule']}` on out-of-fold scores: **{threshold:.4f}**"))
+meta = workflow.artifact_metadata(fit, params, contract, X, root, tuned)
+display(Markdown(workflow.selection_markdown(meta)))
 
 # %% [markdown]
 # ## Target encoding (`train.target_encoding: auto`): tried on the chosen family, kept only where it helps
@@ -103,7 +111,6 @@ if fit.calibration:
 display(Markdown(f"Calibration applied: **{fit.calibration_method or 'none'}**"))
 
 # %%
-meta = workflow.artifact_metadata(fit, params, contract, X, root, tuned)
 cv_summary = workflow.cv_summary(fit, params["cv_metric"])
 timings.update({f"single_record_ms_{f}": round(r["latency_ms"], 3) for f, r in cv_results.items()})
 with track.stage_run("train", params, root) as run:

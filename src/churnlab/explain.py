@@ -94,7 +94,7 @@ def sampled_shapley(response, Z: np.ndarray, baseline: np.ndarray, players: np.n
 class Explainer:
     "What a candidate's reason codes need, built once (at load in the service): method, units and the parts."
 
-    method: str  # tree_shap | library_tree_shap | linear | sampled_shapley
+    method: str  # tree_shap | library_tree_shap | linear | sampled_shapley | blend
     output: str  # what contributions + base add up to: log-odds or probability
     exact: bool  # the Shapley values themselves (sampled_shapley: estimated; they still add up exactly)
     explains: str  # one sentence for the docs, the model card and GET /model
@@ -110,6 +110,7 @@ class Explainer:
     estimator: Any = None  # the final estimator (sampled_shapley evaluates it)
     orders: np.ndarray | None = None  # sampled_shapley: the seeded player orders
     players: np.ndarray | None = None  # sampled_shapley: each transformed input's player (raw column group)
+    members: tuple = ()  # blend: (weight, member Explainer) pairs; `intercept` is the stack's
 
 # %% ../../nbs/03b_explain.ipynb #fbed91f0
 def _inner_and_calibration(model) -> tuple[Any, float, float, str | None]:
@@ -135,6 +136,14 @@ def make_explainer(model, feature_means: dict[str, Any], orders: int = SAMPLED_O
              "isotonic": " of the model before isotonic calibration (the calibrated probability is a monotone "
                          "step function of it)"}[calibration]
     logit = "log-odds" if calibration == "sigmoid" else None
+    if hasattr(estimator, "members_"):  # a blend: Shapley values are linear in the game
+        return _blend(estimator, common, orders, seed)
+    return _of_estimator(estimator, common, orders, seed, after, logit)
+
+
+def _of_estimator(estimator, common: dict, orders: int, seed: int, after: str, logit: str | None) -> Explainer:
+    "The explainer of one final estimator `estimator` (see `make_explainer`)."
+    names = common["names"]
     if isinstance(estimator, HistGradientBoostingClassifier | RandomForestClassifier):
         try:
             paths = tree_paths(estimator, len(names))
@@ -152,6 +161,17 @@ def make_explainer(model, feature_means: dict[str, Any], orders: int = SAMPLED_O
                          f"mean)) to the log-odds{after}", coefficients=estimator.coef_[0],
                          intercept=float(estimator.intercept_[0]), **common)
     return _sampled(common, f"{type(estimator).__name__} has no exact form here", orders, seed, after)
+
+
+def _blend(blend, common: dict, orders: int, seed: int) -> Explainer:
+    "A `BlendClassifier`'s explainer: each member's values (of the output it is stacked on) times its weight."
+    plain = {**common, "scale": 1.0, "shift": 0.0}
+    parts = tuple((float(w), _of_estimator(m, {**plain, "estimator": m}, orders, seed, "", None))
+                  for w, m in zip(blend.weights_, blend.members_, strict=True))
+    exact = all(part.exact for _, part in parts)
+    listed = "; ".join(f"{w:.3f} x {part.explains}" for w, part in parts)
+    return Explainer("blend", "log-odds", exact, "the stack's log-odds as its weighted sum of its members' values "
+                     f"({listed}): they add up exactly", members=parts, intercept=float(blend.intercept_), **common)
 
 
 def _sampled(common: dict, why: str, orders: int, seed: int, after: str) -> Explainer:
@@ -175,6 +195,11 @@ def transformed_contributions(explainer: Explainer, Z: np.ndarray) -> tuple[np.n
         phi, base = tree_shap(explainer.paths, Z), explainer.paths.base_value
     elif explainer.method == "library_tree_shap":
         phi, base = explainer.estimator.contributions(Z)
+    elif explainer.method == "blend":
+        phi, base = np.zeros(Z.shape), explainer.intercept
+        for weight, part in explainer.members:
+            part_phi, part_base = transformed_contributions(part, Z)
+            phi, base = phi + weight * part_phi, base + weight * part_base
     elif explainer.method == "linear":
         phi = (Z - explainer.means) * explainer.coefficients
         base = explainer.intercept + float(explainer.coefficients @ explainer.means)

@@ -127,6 +127,7 @@ TRUSTED_TYPES = [
     "churnlab.nn.TabularNNClassifier",
     "churnlab.boosting.CategoricalLightGBMClassifier",  # the library's own model format inside: a str ...
     "churnlab.boosting.CategoricalCatBoostClassifier",  # ... or bytes, never a pickle
+    "churnlab.ensemble.BlendClassifier",
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

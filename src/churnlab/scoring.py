@@ -225,19 +225,30 @@ def _compile_trees(estimator) -> _Trees | None:
                   offsets.astype(np.intp), int(flat["depth"].max()), float(np.ravel(estimator._baseline_prediction)[0]))
 
 
+def _compiled_response(estimator) -> Callable[[np.ndarray], np.ndarray] | None:
+    "The estimator's log-odds from its compiled form (a binary logistic regression's weights, flat trees), or None."
+    if isinstance(estimator, LogisticRegression) and estimator.coef_.shape[0] == 1:
+        weights, bias = estimator.coef_[0].copy(), float(estimator.intercept_[0])
+        return lambda Z: (Z * weights).sum(axis=1) + bias  # row by row: no batch-size effect
+    trees = _compile_trees(estimator)
+    return None if trees is None else trees.raw
+
+
+def _blend_response(blend) -> Callable[[np.ndarray], np.ndarray]:
+    "A blend's log-odds: its intercept plus each member's weighted output, compiled where the member is."
+    parts = [_compiled_response(m) or (m.decision_function if log_odds else (lambda Z, m=m: m.predict_proba(Z)[:, 1]))
+             for m, log_odds in zip(blend.members_, blend.on_log_odds_, strict=True)]
+    weights, intercept = blend.weights_.copy(), float(blend.intercept_)
+    return lambda Z: intercept + sum(w * part(Z) for w, part in zip(weights, parts, strict=True))
+
+
 def _estimator_proba(estimator, calibrator=None) -> Callable[[np.ndarray], np.ndarray]:
     """The final estimator's positive-class probability on the feature matrix; under a calibrator, the
     calibrator applied to the response scikit-learn calibrates (decision function, else probability)."""
-    linear = isinstance(estimator, LogisticRegression) and estimator.coef_.shape[0] == 1
-    weights, bias = (estimator.coef_[0].copy(), float(estimator.intercept_[0])) if linear else (None, None)
-    trees = _compile_trees(estimator)
-    if linear:
-        response = lambda Z: (Z * weights).sum(axis=1) + bias  # noqa: E731  (row by row: no batch-size effect)
-    elif trees is not None:
-        response = trees.raw
-    elif calibrator is not None and hasattr(estimator, "decision_function"):
+    response = _blend_response(estimator) if hasattr(estimator, "members_") else _compiled_response(estimator)
+    if response is None and calibrator is not None and hasattr(estimator, "decision_function"):
         response = estimator.decision_function
-    else:
+    if response is None:
         return (lambda Z: estimator.predict_proba(Z)[:, 1]) if calibrator is None else (
             lambda Z: calibrator.predict(estimator.predict_proba(Z)[:, 1]))
     return (lambda Z: expit(response(Z))) if calibrator is None else (lambda Z: calibrator.predict(response(Z)))

@@ -19,35 +19,44 @@ from sklearn.metrics import brier_score_loss, get_scorer, log_loss
 from sklearn.model_selection import check_cv
 
 from .data import columns_by_role
+from .ensemble import blend_pipeline, ensemble_trial
 from .features import feature_spec, fit_with_groups, target_encoded
 from .models import FAMILIES, calibrated, make_pipeline
-from .splits import capped
+from .splits import capped, capped_rows
 from .structures import Contract, FeatureSpec
 
 # %% auto #0
 __all__ = ['OPTIONAL_BLOCKS', 'operations_per_record', 'single_record_latency_ms', 'cross_validate', 'calibration_folds',
            'fit_model', 'ablation_variants', 'enabled_variants', 'paired_gain', 'block_ablation', 'select_family',
-           'calibration_gain', 'calibration_helps', 'choose_threshold', 'Selection', 'select_and_fit', 'with_tuned']
+           'calibration_gain', 'calibration_helps', 'choose_threshold', 'tuned_rows', 'Selection', 'select_and_fit',
+           'with_tuned']
 
 # %% ../../nbs/03a_selection.ipynb #8d624f69
 def operations_per_record(model) -> int:
     """A deterministic cost of scoring one record: the feature width plus what the final estimator does
-    per row (tree nodes visited, network weights). Unlike a timing it does not move with machine load, so
-    `train.max_operations_per_record` can decide eligibility and `dvc repro` stays reproducible."""
+    per row (tree nodes visited, network weights; a blend: its members' sum). Unlike a timing it does not
+    move with machine load, so `train.max_operations_per_record` can decide eligibility and `dvc repro`
+    stays reproducible."""
     pipeline = model.calibrated_classifiers_[0].estimator if isinstance(model, CalibratedClassifierCV) else model
     estimator = pipeline.steps[-1][1]
-    width = int(getattr(estimator, "n_features_in_", 0))
+    return 0 if isinstance(estimator, DummyClassifier) else int(getattr(estimator, "n_features_in_", 0)) + \
+        _estimator_operations(estimator)
+
+
+def _estimator_operations(estimator) -> int:
     if isinstance(estimator, DummyClassifier):
         return 0
     if isinstance(estimator, HistGradientBoostingClassifier):
-        return width + sum(int(p.nodes["depth"].max()) for tree in estimator._predictors for p in tree)
+        return sum(int(p.nodes["depth"].max()) for tree in estimator._predictors for p in tree)
     if isinstance(estimator, RandomForestClassifier):
-        return width + sum(int(t.tree_.max_depth) for t in estimator.estimators_)
+        return sum(int(t.tree_.max_depth) for t in estimator.estimators_)
     if hasattr(estimator, "operations_per_record"):  # lightgbm, catboost: the depths of their trees
-        return width + estimator.operations_per_record()
+        return estimator.operations_per_record()
     if hasattr(estimator, "net_"):  # the network: its multiply-adds
-        return width + sum(int(p.numel()) for p in estimator.net_.parameters())
-    return width
+        return sum(int(p.numel()) for p in estimator.net_.parameters())
+    if hasattr(estimator, "members_"):  # a blend: every member scores the record
+        return sum(_estimator_operations(member) for member in estimator.members_)
+    return 0
 
 
 def single_record_latency_ms(model, X: pd.DataFrame, n: int = 25) -> float:
@@ -162,11 +171,22 @@ def block_ablation(X: pd.DataFrame, y: np.ndarray, contract: Contract, featurize
     return pd.DataFrame([row("base", base), *(row(name, scores_of(spec)) for name, spec in specs.items())])
 
 # %% ../../nbs/03a_selection.ipynb #c5602318
-def select_family(cv_results: dict[str, dict[str, Any]], max_operations: int | None = None) -> str:
-    """The family with the highest mean CV score (a scikit-learn scorer's: losses come negated, as
-    `neg_log_loss`) among those within `max_operations` per record (`operations_per_record`); ties go to
-    the family listed first in `FAMILIES`. A family whose score
-    is NaN (a fold without both classes) is never compared: it is refused, with the count."""
+def _within_one_se(cv_results: dict[str, dict[str, Any]], best: str, family: str) -> bool:
+    "Whether `family`'s mean CV score is within one paired SE (same folds) of `best`'s."
+    if family == best:
+        return True
+    gain, se = paired_gain(cv_results[best]["scores"], cv_results[family]["scores"])
+    return bool(gain <= se)
+
+
+def select_family(cv_results: dict[str, dict[str, Any]], max_operations: int | None = None,
+                  rule: str = "best") -> str:
+    """Among the families within `max_operations` per record (`operations_per_record`): with `rule="best"`
+    the highest mean CV score (a scikit-learn scorer's: losses come negated, as `neg_log_loss`); with
+    `"one_se"` the cheapest family (fewest operations) whose mean is within one paired standard error of
+    the best's, since a difference smaller than its noise is no evidence. Ties go to the family listed
+    first in `FAMILIES`. A family whose score is NaN (a fold without both classes) is never compared: it
+    is refused, with the count."""
     undefined = [f for f, r in cv_results.items() if not np.isfinite(r["mean"])]
     if undefined:
         raise ValueError(f"cross-validation scores of {undefined} are undefined (NaN): a validation fold lacks one "
@@ -178,7 +198,14 @@ def select_family(cv_results: dict[str, dict[str, Any]], max_operations: int | N
         costs = {f: r.get("operations") for f, r in cv_results.items()}
         raise ValueError(f"no family scores a record within train.max_operations_per_record = {max_operations}: "
                          f"{costs}")
-    return max(eligible, key=lambda f: (round(cv_results[f]["mean"], 12), -FAMILIES.index(f)))
+    rank = {f: FAMILIES.index(f) if f in FAMILIES else len(FAMILIES) for f in eligible}
+    best = max(eligible, key=lambda f: (round(cv_results[f]["mean"], 12), -rank[f]))
+    if rule == "best" or len(cv_results[best].get("scores", ())) < 2:
+        return best
+    if rule != "one_se":
+        raise ValueError(f"train.selection_rule must be one_se or best, not {rule!r}")
+    close = [f for f in eligible if _within_one_se(cv_results, best, f)]
+    return min(close, key=lambda f: (cv_results[f].get("operations", 0), rank[f]))
 
 # %% ../../nbs/03a_selection.ipynb #09103d90
 def calibration_gain(y: np.ndarray, plain: dict[str, Any], calibrated: dict[str, Any]) -> dict[str, float]:
@@ -237,34 +264,77 @@ def _target_encoding_trial(te_spec, chosen, params, Xs, ys, gs, splitter, plain_
                    "gain": gain, "se": se, "kept": bool(gain > se)}
 
 
+def tuned_rows(tuned: dict[str, Any] | None, params: dict[str, Any], y: np.ndarray, groups=None) -> np.ndarray | None:
+    """Positions of the training rows the tune stage's study saw (`best_params.json`: `row_cap`, `row_seed`),
+    when `train.use_tuned` lays its parameters over a family this run compares; None when not, or when the
+    study saw every row (then the tuned family's estimate reuses its tuning rows, and the card says so)."""
+    families = params["candidates"] if params["model"] == "auto" else [params["model"]]
+    if not tuned or not params.get("use_tuned") or tuned["family"] not in families or tuned.get("row_cap") is None:
+        return None
+    rows = capped_rows(y, tuned["row_cap"], tuned["row_seed"], groups)
+    if len(rows) != tuned.get("rows"):
+        raise ValueError(f"artifacts/tune/best_params.json was made on {tuned.get('rows')} tuning rows, these training "
+                         f"rows give {len(rows)}: rerun `dvc repro tune`")
+    return None if len(rows) == len(y) else rows
+
+
+def _selection_rows(X, y, groups, exclude, params, folds: int):
+    """The rows selection compares on: those not in `exclude` (when each class keeps `2 x folds` of them), then
+    capped at `train.selection_max_rows`; and how many rows were excluded."""
+    cap, seed = params.get("selection_max_rows"), params["seed"]
+    keep = np.setdiff1d(np.arange(len(y)), exclude) if exclude is not None else None
+    if keep is None or np.bincount(np.asarray(y)[keep], minlength=2).min() < 2 * folds:
+        return (*capped(X, y, groups, cap, seed), 0)
+    kept_groups = None if groups is None else np.asarray(groups)[keep]
+    rows = keep[capped_rows(np.asarray(y)[keep], cap, seed, kept_groups)]
+    return X.iloc[rows], np.asarray(y)[rows], None if groups is None else np.asarray(groups)[rows], len(exclude)
+
+
 @dataclass
 class Selection:
     "What `select_and_fit` decided, and the evidence."
 
     candidate: Any  # the pipeline refitted on every row (calibrated when calibration helped)
-    family: str
+    family: str  # a family of FAMILIES, or "ensemble" (a BlendClassifier of `ensemble["members"]`)
     threshold: float
     cv: dict[str, dict[str, Any]]  # every family's `cross_validate` result
     spec: FeatureSpec  # the feature spec the candidate uses (target-encoded when that was kept)
-    selected_cv: dict[str, Any]  # the CV of the chosen family under `spec`
+    selected_cv: dict[str, Any]  # the CV of the chosen family under `spec` (the ensemble: its nested CV)
     target_encoding: dict[str, Any] | None  # the verdict, where there is a high-cardinality column
     calibration: dict[str, dict[str, float]]  # each method's paired gain
     calibration_method: str | None
     timings: dict[str, float]
-    rows: dict[str, int]  # rows each step used: selection, final_fit
+    rows: dict[str, int]  # rows each step used: selection, final_fit; tuning_excluded from selection
+    rule: str = "best"  # train.selection_rule
+    ensemble: dict[str, Any] | None = None  # the blend's trial and verdict (None: fewer than two members)
+
+
+def _calibrate(model, methods, Xs, ys, gs, splitter, selected_cv, params, progress):
+    "Each calibration method's CV and paired gain; the method kept (the largest log-loss gain among the helpful)."
+    calibration, calibrated_cv = {}, {}
+    for method in methods:
+        calibrated_cv[method] = cross_validate(calibrated(model, method), Xs, ys, splitter, gs, params["cv_metric"],
+                                               progress)
+        calibration[method] = calibration_gain(ys, selected_cv, calibrated_cv[method])
+    helpful = [m for m in calibration if calibration_helps(calibration[m])]
+    method = max(helpful, key=lambda m: calibration[m]["log_loss_gain"], default=None)
+    return calibration, method, calibrated_cv[method]["oof"] if method else selected_cv["oof"]
 
 
 def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: dict[str, Any],
-                   splitter, groups=None, progress=None, high_cardinality: list[str] = ()) -> Selection:
-    """CV every candidate family on at most `train.selection_max_rows` rows (`splits.capped`: seeded,
-    stratified), choose one; with `train.target_encoding: auto`, CV it once more with the
-    `high_cardinality` columns target-encoded and keep that when it helps; choose calibration and
-    threshold there, and refit on ALL rows. `spec` is the spec the candidate uses, `selected_cv` its CV,
-    `rows` how many rows each step used; `progress` (a `track.progress` bar) counts folds and the final fit."""
+                   splitter, groups=None, progress=None, high_cardinality: list[str] = (),
+                   exclude: np.ndarray | None = None) -> Selection:
+    """CV every candidate family on the training rows not in `exclude` (the tuning rows: `tuned_rows`), at most
+    `train.selection_max_rows` of them (`splits.capped`: seeded, stratified); choose one by
+    `train.selection_rule`; with `train.target_encoding: auto`, CV it once more with the `high_cardinality`
+    columns target-encoded and keep that when it helps; with `train.ensemble: auto`, blend the families and keep
+    the blend when it beats the best one by more than one SE; choose calibration and threshold there, and refit on
+    ALL rows. `progress` (a `track.progress` bar) counts folds and the final fit."""
     families = params["candidates"] if params["model"] == "auto" else [params["model"]]
     methods = params.get("calibration_methods", [])
     te_spec = target_encoded(spec, list(high_cardinality)) if params.get("target_encoding") == "auto" else spec
-    Xs, ys, gs = capped(X, y, groups, params.get("selection_max_rows"), params["seed"])
+    Xs, ys, gs, excluded = _selection_rows(X, y, groups, exclude, params, splitter.get_n_splits())
+    plain_spec = spec
     if progress is not None:
         progress.total = (len(families) + (te_spec is not spec) + len(methods)) * splitter.get_n_splits(Xs, ys, gs) + 1
     cv_results, timings = {}, {}
@@ -273,7 +343,8 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: di
         pipeline = make_pipeline(spec, family, params.get(family), params["seed"])
         cv_results[family] = cross_validate(pipeline, Xs, ys, splitter, gs, params["cv_metric"], progress)
         timings[f"cv_{family}_seconds"] = round(time.perf_counter() - start, 3)
-    chosen = select_family(cv_results, params.get("max_operations_per_record"))
+    cap, rule = params.get("max_operations_per_record"), params.get("selection_rule", "best")
+    chosen, best = select_family(cv_results, cap, rule), select_family(cv_results, cap, "best")
     selected_cv, target_encoding = cv_results[chosen], None
     if te_spec is not spec:
         start = time.perf_counter()
@@ -282,14 +353,19 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: di
         timings["cv_target_encoding_seconds"] = round(time.perf_counter() - start, 3)
         if target_encoding["kept"]:
             spec, selected_cv = te_spec, te_cv
-    model, calibration, calibrated_cv = make_pipeline(spec, chosen, params.get(chosen), params["seed"]), {}, {}
-    for method in methods:
-        calibrated_cv[method] = cross_validate(calibrated(model, method), Xs, ys, splitter, gs, params["cv_metric"],
-                                               progress)
-        calibration[method] = calibration_gain(ys, selected_cv, calibrated_cv[method])
-    helpful = [m for m in calibration if calibration_helps(calibration[m])]
-    method = max(helpful, key=lambda m: calibration[m]["log_loss_gain"], default=None)
-    oof = calibrated_cv[method]["oof"] if method else selected_cv["oof"]
+    eligible = [f for f in families if cap is None or cv_results[f]["operations"] <= cap]
+    reference = selected_cv if selected_cv["mean"] >= cv_results[best]["mean"] else cv_results[best]
+    ensemble = ensemble_trial(cv_results, reference, ys, params, eligible)
+    if ensemble is not None and ensemble["adopted"]:
+        spec = plain_spec  # the members were compared (and blended) on the plain spec
+        model = blend_pipeline(spec, ensemble["members"], ensemble["weights"], ensemble["intercept"], params,
+                               params["seed"])
+        chosen, selected_cv, calibration, method, oof = "ensemble", ensemble, {}, None, ensemble["oof"]
+        if progress is not None:  # the stack is its own calibration: no calibration folds
+            progress.total -= len(methods) * splitter.get_n_splits(Xs, ys, gs)
+    else:
+        model = make_pipeline(spec, chosen, params.get(chosen), params["seed"])
+        calibration, method, oof = _calibrate(model, methods, Xs, ys, gs, splitter, selected_cv, params, progress)
     threshold = choose_threshold(ys, oof, params["threshold_rule"],
                                  params.get("cost_false_positive", 1.0), params.get("cost_false_negative", 1.0))
     start = time.perf_counter()
@@ -298,7 +374,7 @@ def select_and_fit(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: di
     if progress is not None:
         progress.update()
     return Selection(candidate, chosen, threshold, cv_results, spec, selected_cv, target_encoding, calibration, method,
-                     timings, {"selection": len(ys), "final_fit": len(y)})
+                     timings, {"selection": len(ys), "final_fit": len(y), "tuning_excluded": excluded}, rule, ensemble)
 
 # %% ../../nbs/03a_selection.ipynb #ced67d5d
 def with_tuned(params: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:

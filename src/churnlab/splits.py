@@ -5,6 +5,7 @@
 # %% ../../nbs/01b_splits.ipynb #e7fb93cd
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from .structures import Contract
 # %% auto #0
 __all__ = ['row_keys', 'assign_splits', 'split_frame', 'declared_dates', 'resolve_strategy', 'check_positives', 'prepare_splits',
            'trained_rows', 'split_decisions', 'cv_splitter', 'repeated_folds', 'split_groups', 'ModelRows',
-           'model_rows', 'capped_rows', 'capped']
+           'model_rows', 'capped_rows', 'capped', 'tuning_cap']
 
 # %% ../../nbs/01b_splits.ipynb #00c37dd6
 def row_keys(frame: pd.DataFrame, key_column: str | None = None, seed: int = 42) -> np.ndarray:
@@ -256,3 +257,10 @@ def capped(X: pd.DataFrame, y: np.ndarray, groups=None, max_rows: int | None = N
     if len(rows) == len(y):
         return X, y, groups
     return X.iloc[rows], np.asarray(y)[rows], None if groups is None else np.asarray(groups)[rows]
+
+# %% ../../nbs/01b_splits.ipynb #45de6331
+def tuning_cap(n_rows: int, share: float | None, max_rows: int | None) -> int | None:
+    "How many of `n_rows` training rows a tuning study sees: `share` of them (rounded up), at most `max_rows`."
+    caps = [cap for cap in (None if share is None or share >= 1 else math.ceil(share * n_rows), max_rows)
+            if cap is not None]
+    return min(caps) if caps else None

@@ -99,7 +99,8 @@ class ArtifactMeta(TypedDict):
     target: str
     calibration: str | None  # sigmoid, isotonic or None
     feature_means: dict[str, Any]  # reason codes' reference point (models.feature_means)
-    rows: dict[str, int | None]  # rows each step used: selection, final_fit, tuning
+    rows: dict[str, int | None]  # rows each step used: selection, final_fit, tuning (and tuning_excluded)
+    selection: NotRequired[dict[str, Any]]  # how the family was chosen (workflow.selection_record); absent before
     mlflow_run_id: NotRequired[str]
     mlflow_model_uri: NotRequired[str]
 

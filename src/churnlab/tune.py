@@ -61,9 +61,10 @@ class StudyMismatchError(ValueError):
 def study_setup(family: str, space: dict[str, Any], metric: str, cv_folds: int, strategy: str,
                 data_md5: str, spec: FeatureSpec | None = None, fixed: dict[str, Any] | None = None,
                 seed: int | None = None, pruner: dict[str, Any] | None = None,
-                rows: int | None = None) -> dict[str, Any]:
+                rows: int | None = None, row_cap: int | None = None) -> dict[str, Any]:
     """What makes trials comparable, so everything that changes the objective or the search: the
-    training rows (`data_md5`, and how many of them a trial uses: `rows`, seeded), the feature `spec`
+    training rows (`data_md5`, and how many of them a trial uses: `rows`, drawn by `splits.capped_rows` with
+    `row_cap` and `seed`), the feature `spec`
     (as its hash), family, space, `fixed` parameters, folds, strategy, metric, `seed` (folds, sampler
     and subsample) and the pruner. Stored with the study and checked on every open;
     `study_name('auto', ...)` hashes it, so any change starts a new study."""
@@ -72,7 +73,7 @@ def study_setup(family: str, space: dict[str, Any], metric: str, cv_folds: int, 
     spec_md5 = hashlib.md5(json.dumps(spec, sort_keys=True).encode()).hexdigest() if spec is not None else None
     return {"family": family, "space": space, "metric": metric, "cv_folds": cv_folds, "strategy": strategy,
             "data_md5": data_md5, "spec_md5": spec_md5, "fixed": fixed or {}, "seed": seed, "pruner": pruner,
-            "rows": rows}
+            "rows": rows, "row_cap": row_cap}
 
 
 def study_name(name: str, setup: dict[str, Any]) -> str:
@@ -165,7 +166,8 @@ def best_record(study: optuna.Study) -> dict[str, Any]:
     setup, best = study.user_attrs["setup"], study.best_trial
     return {"family": setup["family"], "metric": setup["metric"], "value": round(best.value, 9),
             "params": {k: _choice(v) for k, v in best.params.items()}, "trial": best.number,
-            "finished_trials": finished_trials(study), "study_name": study.study_name, "rows": setup.get("rows")}
+            "finished_trials": finished_trials(study), "study_name": study.study_name, "rows": setup.get("rows"),
+            "row_cap": setup.get("row_cap"), "row_seed": setup.get("seed")}
 
 
 def best_params_json(record: dict[str, Any]) -> str:

@@ -19,7 +19,8 @@ from .structures import ArtifactMeta, Contract, FeatureSpec
 
 # %% auto #0
 __all__ = ['TrainingRows', 'training_rows', 'tuning_session', 'InMemoryData', 'prepare_in_memory', 'artifact_metadata',
-           'cv_summary', 'rows_table', 'slices_markdown', 'importance_markdown', 'model_card']
+           'selection_record', 'cv_summary', 'rows_table', 'slices_markdown', 'importance_markdown',
+           'selection_markdown', 'model_card']
 
 # %% ../../nbs/11_workflow.ipynb #cf197a16
 @dataclass
@@ -44,19 +45,21 @@ def training_rows(root: Path) -> TrainingRows:
 
 def tuning_session(params: dict, root: Path, seed: int | None):
     """(study, objective) for the `tune` params section, over `artifacts/prepared/train.parquet`: every trial
-    cross-validates on the same seeded stratified subsample of at most `tune.max_rows` rows."""
+    cross-validates on the same seeded stratified subsample: `tune.share` of the rows, at most `tune.max_rows`
+    (`splits.tuning_cap`); train compares the families on the others (`selection.tuned_rows`)."""
     import optuna
 
     from churnlab import tune  # optuna only where a study is opened: train and evaluate never pay its import
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a progress bar and the report say enough
     rows, family = training_rows(root), params["family"]
-    X, y, groups = splits.capped(rows.X, rows.y, rows.groups, params.get("max_rows"), params["seed"])
+    cap = splits.tuning_cap(len(rows.y), params.get("share"), params.get("max_rows"))
+    X, y, groups = splits.capped(rows.X, rows.y, rows.groups, cap, params["seed"])
     strategy = rows.contract["split"]["strategy"]
     fixed = (params.get("fixed") or {}).get(family, {})
     pruning = {"pruner": params["pruner"], "keep_percentile": params.get("keep_percentile", 25.0)}
     setup = tune.study_setup(family, params["spaces"][family], params["metric"], params["cv_folds"], strategy,
-                             rows.md5, rows.spec, fixed, params["seed"], pruning, len(y))
+                             rows.md5, rows.spec, fixed, params["seed"], pruning, len(y), cap)
     storage = tune.make_storage(config.tune_storage(params["storage"], config.store_root(root)),
                                 params.get("heartbeat_interval"), params.get("grace_period"))
     pruner = tune.make_pruner(pruning["pruner"], pruning["keep_percentile"])
@@ -103,14 +106,38 @@ def artifact_metadata(fit: Selection, params: dict, contract: Contract, X: pd.Da
         "data_md5": track.data_md5(root), "target": contract["target"], "calibration": fit.calibration_method,
         "feature_means": models.feature_means(fit.candidate, X),
         "rows": {**fit.rows, "tuning": (tuned or {}).get("rows") if params.get("use_tuned") else None},
+        "selection": selection_record(fit, params, tuned),
     }
+
+
+def selection_record(fit: Selection, params: dict, tuned: dict | None = None) -> dict[str, Any]:
+    """How the family was chosen, for the card: the rule, the rows compared, whether the tuned family's estimate
+    left its tuning rows out, every family's mean, and the blend's trial (weights where adopted)."""
+    blend = fit.ensemble
+    tuned_family = (tuned or {}).get("family") if params.get("use_tuned") else None
+    record = {"rule": fit.rule, "folds": len(fit.selected_cv["scores"]), "rows": fit.rows["selection"],
+              "tuning_excluded": fit.rows.get("tuning_excluded", 0), "tuned_family": tuned_family,
+              "means": {f: round(r["mean"], 9) for f, r in fit.cv.items()}, "ensemble": None}
+    if blend is not None:
+        record["ensemble"] = {"members": blend["members"], "adopted": blend["adopted"], "reason": blend["reason"],
+                              **{k: round(blend[k], 9) for k in ("mean", "gain", "se") if k in blend},
+                              **({"weights": [round(w, 9) for w in blend["weights"]],
+                                  "intercept": round(blend["intercept"], 9)} if "weights" in blend else {})}
+    return record
 
 
 def cv_summary(fit: Selection, metric: str) -> dict[str, Any]:
     "`reports/cv.json`: every family's fold scores; the target-encoding verdict only where it was tried."
     families = {f: {"mean": round(r["mean"], 9), "std": round(r["std"], 9), "operations_per_record": r["operations"],
                     "folds": [round(s, 9) for s in r["scores"]]} for f, r in fit.cv.items()}
-    summary = {"chosen": fit.family, "metric": metric, "families": families}
+    summary = {"chosen": fit.family, "metric": metric, "families": families, "rule": fit.rule,
+               "tuning_rows_excluded": fit.rows.get("tuning_excluded", 0)}
+    if fit.ensemble is not None and "scores" in fit.ensemble:
+        blend = fit.ensemble
+        summary["ensemble"] = {"members": blend["members"], "adopted": blend["adopted"],
+                               **{k: round(blend[k], 9) for k in ("mean", "std", "gain", "se", "intercept")},
+                               "weights": [round(w, 9) for w in blend["weights"]],
+                               "folds": [round(s, 9) for s in blend["scores"]]}
     encoding = fit.target_encoding
     if encoding is not None:  # only where the data has a high-cardinality column
         summary["target_encoding"] = {"columns": encoding["columns"], "kept": encoding["kept"],
@@ -147,6 +174,32 @@ def importance_markdown(importance: pd.DataFrame, explains: str, top: int = 15) 
         lines.append(f"| {row.feature} | {row.mean_abs_contribution:.4f} | {row.importance:.4f} ± {row.std:.4f} |")
     return f"Reason codes: {explains}. Their mean absolute value per raw column on test rows, beside the " \
            "permutation importance (the drop in ROC-AUC when the column is shuffled):\n\n" + "\n".join(lines)
+
+
+def selection_markdown(meta: ArtifactMeta) -> str:
+    "The model card's selection section: the estimate, how it was made, and the blend's verdict."
+    record, estimate = meta.get("selection") or {}, f"{meta['cv_mean']:.4f} ± {meta['cv_std']:.4f}"
+    rule = {"one_se": "the cheapest family within one paired standard error of the best mean",
+            "best": "the best mean"}.get(record.get("rule"), "the best mean")
+    lines = [f"Family `{meta['family']}`: {meta['cv_metric']} {estimate} (mean ± SD over "
+             f"{record.get('folds', '?')} folds of {record.get('rows', 0):,} training rows), chosen as {rule}."]
+    if record.get("tuning_excluded"):
+        lines.append(f"The {record['tuning_excluded']:,} training rows the tuning study saw (`tune.share`) were left "
+                     f"out of this comparison, so `{record['tuned_family']}`'s estimate does not reuse them; every "
+                     "family was scored on the same folds of the others.")
+    elif record.get("tuned_family"):
+        lines.append(f"`{record['tuned_family']}`'s estimate reuses the rows its parameters were tuned on (the study "
+                     "saw every training row): it is optimistic.")
+    means = ", ".join(f"{f} {m:.4f}" for f, m in (record.get("means") or {}).items())
+    if means:
+        lines.append(f"Every family's mean: {means}.")
+    blend = record.get("ensemble")
+    if blend and "gain" in blend:
+        verdict = "adopted" if blend["adopted"] else f"not adopted ({blend['reason']})"
+        lines.append(f"A blend of {', '.join(blend['members'])} (a logistic stack of their out-of-fold outputs, "
+                     f"scored nested on the same folds): {blend['mean']:.4f}, {blend['gain']:+.4f} over the best "
+                     f"single family (SE {blend['se']:.4f}): {verdict}.")
+    return "\n".join(lines)
 
 
 def model_card(meta: ArtifactMeta, metrics: dict, lift: pd.DataFrame, slices: pd.DataFrame, rows_used: dict,
@@ -187,8 +240,7 @@ population the training rows came from.
 Calibration: {meta['calibration'] or 'none (it did not improve both log loss and Brier by more than 1 SE)'}.
 
 ## Selection
-Family `{meta['family']}` by {meta['cv_metric']} cross-validation on the training split:
-{meta['cv_mean']:.4f} ± {meta['cv_std']:.4f}.
+{selection_markdown(meta)}
 
 ## Slices (ROC-AUC by segment, with bootstrap 95% intervals)
 {slices_markdown(slices)}
