@@ -17,6 +17,8 @@ import yaml
 from conftest import BIN, TEST_PROFILE, commit_all, dvc, make_copy, repro, run
 from sklearn.metrics import roc_auc_score
 
+from churnlab import splits
+
 
 def stale_stages(root: Path) -> set[str]:
     """Stages `dvc status` reports as changed (the data.dvc file excluded). DVC's own status, called in
@@ -266,7 +268,10 @@ def test_capped_steps_record_their_rows_and_the_candidate_is_fitted_on_every_row
     cap = TEST_PROFILE["train"]["selection_max_rows"]
     rows = json.loads((pipeline / "artifacts/model/churnlab.json").read_text())["rows"]
     assert rows["final_fit"] == train_rows > cap
-    assert abs(rows["selection"] - cap) <= 1 and abs(rows["tuning"] - TEST_PROFILE["tune"]["max_rows"]) <= 1
+    share = yaml.safe_load((pipeline / "params.yaml").read_text())["tune"]["share"]
+    tuning = splits.tuning_cap(train_rows, share, TEST_PROFILE["tune"]["max_rows"])  # half the rows, at most 3,000
+    assert abs(rows["selection"] - cap) <= 1 and abs(rows["tuning"] - tuning) <= 1 and rows["tuning"] < train_rows
+    assert rows["tuning_excluded"] == 0  # the tuned hist_gb is not among TEST_PROFILE's candidates
     card = (pipeline / "reports/model_card.md").read_text()
     assert f"| final fit (all training rows) | {train_rows:,} |" in card
     assert f"| family selection, calibration, threshold (`train.selection_max_rows`) | {rows['selection']:,} |" in card

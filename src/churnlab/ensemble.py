@@ -179,7 +179,11 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _fitted(estimator, X, y, sample_weight=None):
-    return estimator.fit(X, y) if sample_weight is None else estimator.fit(X, y, sample_weight=sample_weight)
+    "The estimator fitted (on every core it is given), then set to score on one thread (see below)."
+    estimator = estimator.fit(X, y) if sample_weight is None else estimator.fit(X, y, sample_weight=sample_weight)
+    if "n_jobs" in estimator.get_params():  # a forest's parallel sum of tree probabilities lands in thread order:
+        estimator.set_params(n_jobs=1)  # on several threads the last bit of a score would vary between calls
+    return estimator
 
 # %% ../../nbs/03d_ensemble.ipynb #75d09f92
 def blendable(family: str, params: dict[str, Any]) -> bool:

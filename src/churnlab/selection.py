@@ -105,11 +105,18 @@ def calibration_folds(splitter, X: pd.DataFrame, y: np.ndarray, groups=None) -> 
 def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None):
     """Fit a pipeline, or a calibrated pipeline with inner folds that follow the split strategy;
     `groups` also reach target encoding's group-fold cross-fitting. Under time the calibrated model
-    is the one fitted on the past part of its single split (`ensemble=True` over that one split)."""
+    is the one fitted on the past part of its single split (`ensemble=True` over that one split). A fitted
+    random forest then scores on one thread, so the same rows always get the same bits."""
     if isinstance(model, CalibratedClassifierCV):
         folds = calibration_folds(splitter, X, y, groups)
         model.set_params(cv=folds, ensemble=len(folds) == 1)
-    return fit_with_groups(model, X, y, groups)
+    fitted = fit_with_groups(model, X, y, groups)
+    inner = [c.estimator for c in fitted.calibrated_classifiers_] if isinstance(fitted, CalibratedClassifierCV) \
+        else [fitted]
+    for pipeline in inner:  # a forest scores on one thread: its parallel sum of tree probabilities lands in
+        if isinstance(pipeline[-1], RandomForestClassifier):  # thread order, and a score's last bit would vary
+            pipeline[-1].set_params(n_jobs=1)
+    return fitted
 
 # %% ../../nbs/03a_selection.ipynb #a3ec5a8c
 OPTIONAL_BLOCKS = ("date_parts", "group_aggregates", "ratios", "binning", "polynomial", "select_k_best")

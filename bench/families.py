@@ -1,0 +1,87 @@
+"""Which families belong in `train.candidates`: cross-validation of the training split only, never test.
+
+For each dataset of `bench/datasets.py` (the same `data` section and `prepare` keys, prepared in
+memory), `selection.select_and_fit` cross-validates every family of FAMILIES but the network (their
+shipped `train` blocks, untuned: the tuned `hist_gb` would carry its tuning rows' optimism) on the
+same folds, then tries the blend of the blendable ones. Prints, per dataset, each family's mean CV
+ROC-AUC, its paired gain over `hist_gb` with the SE, its seconds, and the blend's verdict; writes
+`bench/results/families.json`. `--max-rows` caps the training rows (seeded, stratified) as
+`train.selection_max_rows` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tools"))
+from datasets import DATASETS, load_dataset  # noqa: E402
+
+from churnlab import files, selection, splits, workflow  # noqa: E402
+
+FAMILIES = ["logreg", "random_forest", "hist_gb", "lightgbm", "catboost"]
+
+
+def run(name: str, params: dict, max_rows: int | None) -> dict:
+    raw, section = load_dataset(name)
+    prepare = {**params["prepare"], **DATASETS[name].prepare}
+    memory = workflow.prepare_in_memory(raw, {"data": section, "prepare": prepare, "featurize": params["featurize"]})
+    rows = memory.rows("train")
+    X, y, groups = splits.capped(rows.X, rows.y, rows.groups, max_rows, 42)
+    train = {**params["train"], "model": "auto", "candidates": FAMILIES, "calibration_methods": [],
+             "target_encoding": "off", "selection_rule": "best", "selection_max_rows": None}  # fmt: skip
+    splitter = splits.cv_splitter(memory.contract["split"]["strategy"], train["cv_folds"], train["seed"])
+    started = time.perf_counter()
+    fit = selection.select_and_fit(X, y, memory.spec, train, splitter, groups)
+    base = fit.cv["hist_gb"]["scores"]
+    families = {}
+    for family, result in fit.cv.items():
+        gain, se = selection.paired_gain(result["scores"], base)
+        families[family] = {"mean": round(result["mean"], 4), "gain_vs_hist_gb": round(gain, 4),
+                            "se": round(se, 4), "seconds": fit.timings[f"cv_{family}_seconds"]}  # fmt: skip
+    blend = fit.ensemble or {}
+    return {
+        "dataset": name,
+        "rows": len(y),
+        "families": families,
+        "blend": {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in blend.items()
+            if k in ("members", "weights", "mean", "gain", "se", "adopted")
+        },  # fmt: skip
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("datasets", nargs="*", default=["telco", "credit_data", "mlc_churn", "attrition", "loans"])
+    parser.add_argument("--max-rows", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "families.json")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    results = []
+    for name in args.datasets:
+        results.append(run(name, params, args.max_rows))
+        print(json.dumps(results[-1]), flush=True)
+    files.atomic_write_text(args.output, json.dumps(results, indent=2) + "\n")
+    for r in results:
+        print(f"\n{r['dataset']} ({r['rows']:,} rows, {r['seconds']:.0f} s)")
+        for family, f in r["families"].items():
+            print(f"  {family:14s} {f['mean']:.4f}  {f['gain_vs_hist_gb']:+.4f} ± {f['se']:.4f}  {f['seconds']:6.1f} s")
+        if r["blend"]:
+            b = r["blend"]
+            print(f"  blend {b['members']} {b['mean']:.4f} gain over best {b['gain']:+.4f} ± {b['se']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
