@@ -304,10 +304,10 @@ def main() -> None:
         parser.error(f"unknown dataset(s) {sorted(unknown)}: choose from {', '.join(DATASETS)}")
     with tempfile.TemporaryDirectory() as tmp:
         results = []
-        for name in args.datasets:  # printed as each finishes; a failure names its dataset and ends the run
+        for name in args.datasets:  # written as each finishes; a failure names its dataset and ends the run
             results.append(run_dataset(name, Path(tmp), peers=not args.no_peers))
             print(json.dumps(results[-1]), flush=True)
-    write_results(results, args.output)
+            write_results(results[-1:], args.output)
     table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("cv", "peers")} for r in results])
     print(table.to_string(index=False))
     print("\nTest ROC-AUC of the champion and each peer (seconds):")

@@ -78,7 +78,7 @@ def main() -> None:
         print(f"\n{r['dataset']} ({r['rows']:,} rows, {r['seconds']:.0f} s)")
         for family, f in r["families"].items():
             print(f"  {family:14s} {f['mean']:.4f}  {f['gain_vs_hist_gb']:+.4f} ± {f['se']:.4f}  {f['seconds']:6.1f} s")
-        if r["blend"]:
+        if r["blend"].get("mean") is not None:
             b = r["blend"]
             print(f"  blend {b['members']} {b['mean']:.4f} gain over best {b['gain']:+.4f} ± {b['se']:.4f}")
 

@@ -166,6 +166,10 @@ PEER_NAMES = {
 DEFAULT_PEERS = ("catboost", "lightgbm", "xgboost", "default_hist_gb")
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.4f}".replace("-", "−")
+
+
 def frontier_table(entries: list[dict]) -> str:
     "The champion against library defaults and AutoGluon on the same test rows, with intervals and times."
     measured = [e for e in entries if e.get("peers")]
@@ -184,13 +188,14 @@ def frontier_table(entries: list[dict]) -> str:
             e["dataset"],
             f"{e['candidate']:.4f} ({e['family']}, {e['repro_seconds']:.0f} s)",
             *(f"{found[p]['roc_auc']:.4f} ({found[p]['seconds']:.0f} s)" if p in found else "" for p in peers),
-            f"{e['candidate'] - found[best]['roc_auc']:+.4f} ({_interval(found[best]['minus_ci95'])}; {best})",
-            f"{e['candidate'] - auto['roc_auc']:+.4f} ({_interval(auto['minus_ci95'])})" if auto else "",
+            f"{_signed(e['candidate'] - found[best]['roc_auc'])} ({_interval(found[best]['minus_ci95'])}; "
+            f"{PEER_NAMES[best]})",
+            f"{_signed(e['candidate'] - auto['roc_auc'])} ({_interval(auto['minus_ci95'])})" if auto else "",
             e.get("ensemble", "not tried"),
         ])  # fmt: skip
     mean = sum(e["candidate"] for e in measured) / len(measured)
     auto_mean = [e["peers"]["autogluon"]["roc_auc"] for e in measured if "autogluon" in e["peers"]]
-    below = [f"{d} ({gap:+.4f} vs {PEER_NAMES[p]})" for d, gap, p in shortfalls if gap < -0.005]
+    below = [f"{d} ({_signed(gap)} vs {PEER_NAMES[p]})" for d, gap, p in shortfalls if gap < -0.005]
     summary = (
         f"Mean test ROC-AUC over the {len(measured)} datasets: champion {mean:.4f}"
         + (f", AutoGluon medium {sum(auto_mean) / len(auto_mean):.4f}" if len(auto_mean) == len(measured) else "")
@@ -206,6 +211,28 @@ def frontier_table(entries: list[dict]) -> str:
         + _table(header, rows)
         + "\n\n"
         + summary
+    )
+
+
+def families_table(entries: list[dict]) -> str:
+    "Each family's CV ROC-AUC against hist_gb's on the same folds, and the blend's nested CV, per dataset."
+    families = list(dict.fromkeys(f for e in entries for f in e["families"]))
+    rows = []
+    for e in entries:
+        cells = [f"{e['families'][f]['mean']:.4f} ({e['families'][f]['gain_vs_hist_gb']:+.4f} ± "
+                 f"{e['families'][f]['se']:.4f}; {e['families'][f]['seconds']:.0f} s)" if f in e["families"] else ""
+                 for f in families]  # fmt: skip
+        blend = e["blend"]
+        verdict = (f"{blend['mean']:.4f} ({'+'.join(blend['members'])}: {blend['gain']:+.4f} ± {blend['se']:.4f} "
+                   f"over the best family{', adopted' if blend['adopted'] else ''})") if blend.get("mean") else \
+            "not tried (time-ordered folds)"  # fmt: skip
+        rows.append([e["dataset"], f"{e['rows']:,}", *cells, verdict])
+    return (
+        "Measured with `python bench/families.py` on 2 cores (`bench/results/families.json`): 5-fold CV ROC-AUC of "
+        "the training split only, each family with its shipped `train` block (untuned), in brackets its paired "
+        "gain over `hist_gb` on the same folds ± SE and its CV seconds; the blend (`train.ensemble: auto`) "
+        "scored nested on the same folds:\n\n"
+        + _table(["dataset", "training rows", *(f"`{f}`" for f in families), "blend"], rows)
     )
 
 
@@ -563,6 +590,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     ),
     "datasets": lambda: datasets_table(results("datasets.json")),
     "frontier": lambda: frontier_table(results("datasets.json")),
+    "families": lambda: families_table(results("families.json")),
     "shadow": lambda: shadow_table(results("shadow.json")),
     "serve": lambda: serve_tables(results("serve.json")),
     "serve-sizing": lambda: serve_sizing(results("serve.json")),

@@ -43,7 +43,9 @@ study, objective = workflow.tuning_session(params, root, seed=params["seed"])
 display(Markdown(f"Study **{study.study_name}**: {tune.finished_trials(study)} finished trials before this run; "
                  f"target {params['n_trials']}, family `{params['family']}`, metric `{params['metric']}`, "
                  f"{params['cv_folds']}-fold CV on **{study.user_attrs['setup']['rows']:,}** training rows "
-                 f"(`tune.max_rows` = {params.get('max_rows')}: a seeded stratified subsample), "
+                 f"(`tune.share` = {params.get('share')} of them, at most `tune.max_rows` = "
+                 f"{params.get('max_rows')}: a seeded stratified subsample; train compares the families on the "
+                 f"others), "
                  f"pruner `{params['pruner']}`."))
 
 # %% [markdown]
