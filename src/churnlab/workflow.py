@@ -199,7 +199,7 @@ def selection_markdown(meta: ArtifactMeta) -> str:
         lines.append(f"A blend of {', '.join(blend['members'])} (a logistic stack of their out-of-fold outputs, "
                      f"scored nested on the same folds): {blend['mean']:.4f}, {blend['gain']:+.4f} over the best "
                      f"single family (SE {blend['se']:.4f}): {verdict}.")
-    return "\n".join(lines)
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def model_card(meta: ArtifactMeta, metrics: dict, lift: pd.DataFrame, slices: pd.DataFrame, rows_used: dict,
