@@ -189,7 +189,7 @@ def test_every_page_loads_offline_without_console_errors_or_broken_links(site, s
         page.goto(server + "index.html")
         page.keyboard.press("/")  # opens search; the index is local
         page.fill("input.md-search__input", "contract")
-        page.wait_for_selector(".md-search-result__item", timeout=10_000)
+        page.wait_for_selector(".md-search-result__item", timeout=30_000)  # the page builds the index: slow under load
         browser.close()
     broken = [u for u in links if not (site / urlparse(u).path.lstrip("/")).exists()]
     assert not problems and not broken and not outside, {"problems": problems, "broken": broken, "outside": outside}
@@ -209,7 +209,7 @@ def test_search_works_when_the_site_is_opened_from_disk(site):
         page.goto((site / "index.html").as_uri(), wait_until="load")
         page.keyboard.press("/")
         page.fill("input.md-search__input", "contract")
-        page.wait_for_selector(".md-search-result__item", timeout=10_000)
+        page.wait_for_selector(".md-search-result__item", timeout=30_000)  # the page builds the index: slow under load
         hits = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
         assert "matching documents" in page.inner_text(".md-search-result__meta")
         page.click(".md-search-result__item a")
