@@ -166,6 +166,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'churnlab.ensemble.fit_weights': ('ensemble.html#fit_weights', 'churnlab/ensemble.py'),
                                    'churnlab.ensemble.nested_scores': ('ensemble.html#nested_scores', 'churnlab/ensemble.py'),
                                    'churnlab.ensemble.score_of': ('ensemble.html#score_of', 'churnlab/ensemble.py'),
+                                   'churnlab.ensemble.score_on_one_thread': ('ensemble.html#score_on_one_thread', 'churnlab/ensemble.py'),
                                    'churnlab.ensemble.stack_inputs': ('ensemble.html#stack_inputs', 'churnlab/ensemble.py')},
             'churnlab.estimate': { 'churnlab.estimate.CalibrationCheck': ('estimate.html#calibrationcheck', 'churnlab/estimate.py'),
                                    'churnlab.estimate.CalibrationCheck.to_dict': ( 'estimate.html#calibrationcheck.to_dict',

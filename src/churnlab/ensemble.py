@@ -11,6 +11,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
@@ -21,8 +22,8 @@ from .models import NATIVE_CATEGORICAL, make_estimator, make_pipeline
 from .structures import FeatureSpec
 
 # %% auto #0
-__all__ = ['stack_inputs', 'fit_weights', 'score_of', 'nested_scores', 'BlendClassifier', 'blendable', 'blend_pipeline',
-           'ensemble_trial']
+__all__ = ['stack_inputs', 'fit_weights', 'score_of', 'nested_scores', 'BlendClassifier', 'score_on_one_thread', 'blendable',
+           'blend_pipeline', 'ensemble_trial']
 
 # %% ../../nbs/03d_ensemble.ipynb #e0000005
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -179,10 +180,17 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _fitted(estimator, X, y, sample_weight=None):
-    "The estimator fitted (on every core it is given), then set to score on one thread (see below)."
+    "The estimator fitted (on every core it is given), then set to score on one thread (`score_on_one_thread`)."
     estimator = estimator.fit(X, y) if sample_weight is None else estimator.fit(X, y, sample_weight=sample_weight)
-    if "n_jobs" in estimator.get_params():  # a forest's parallel sum of tree probabilities lands in thread order:
-        estimator.set_params(n_jobs=1)  # on several threads the last bit of a score would vary between calls
+    return score_on_one_thread(estimator)
+
+
+def score_on_one_thread(estimator):
+    """A fitted random forest set to score with `n_jobs=1` (returned): its parallel sum of tree probabilities
+    lands in thread order, so on several threads the last bit of a score would vary between calls. Any other
+    estimator is returned as it is. `selection.fit_model` applies it to every candidate's final step."""
+    if isinstance(estimator, RandomForestClassifier):
+        estimator.set_params(n_jobs=1)
     return estimator
 
 # %% ../../nbs/03d_ensemble.ipynb #75d09f92

@@ -19,7 +19,7 @@ from sklearn.metrics import brier_score_loss, get_scorer, log_loss
 from sklearn.model_selection import check_cv
 
 from .data import columns_by_role
-from .ensemble import blend_pipeline, ensemble_trial
+from .ensemble import blend_pipeline, ensemble_trial, score_on_one_thread
 from .features import feature_spec, fit_with_groups, target_encoded
 from .models import FAMILIES, calibrated, make_pipeline
 from .splits import capped, capped_rows
@@ -113,9 +113,8 @@ def fit_model(model, X: pd.DataFrame, y: np.ndarray, splitter=None, groups=None)
     fitted = fit_with_groups(model, X, y, groups)
     inner = [c.estimator for c in fitted.calibrated_classifiers_] if isinstance(fitted, CalibratedClassifierCV) \
         else [fitted]
-    for pipeline in inner:  # a forest scores on one thread: its parallel sum of tree probabilities lands in
-        if isinstance(pipeline[-1], RandomForestClassifier):  # thread order, and a score's last bit would vary
-            pipeline[-1].set_params(n_jobs=1)
+    for pipeline in inner:
+        score_on_one_thread(pipeline[-1])
     return fitted
 
 # %% ../../nbs/03a_selection.ipynb #a3ec5a8c
