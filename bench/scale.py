@@ -167,8 +167,10 @@ def wide_model(n_categorical: int, folder: Path) -> Path:
     contract = roles.infer_contract(frame, "y", "Yes")
     params = config.read_yaml((ROOT / "params.yaml").read_text())["featurize"]
     spec, _ = features.feature_spec(contract, params)
-    pipeline = models.make_pipeline(spec, "logreg", {"C": 1.0}).fit(frame.drop(columns="y"), frame["y"] == "Yes")
-    meta = {"contract": contract, "threshold": 0.5, "family": "logreg", "feature_means": None}
+    X = frame.drop(columns="y")
+    pipeline = models.make_pipeline(spec, "logreg", {"C": 1.0}).fit(X, frame["y"] == "Yes")
+    means = models.feature_means(pipeline, X)  # what serving's explainer reads, as train saves it
+    meta = {"contract": contract, "threshold": 0.5, "family": "logreg", "feature_means": means}
     return models.save_model(pipeline, meta, folder)
 
 

@@ -224,15 +224,21 @@ def families_table(entries: list[dict]) -> str:
                  for f in families]  # fmt: skip
         blend = e["blend"]
         verdict = (f"{blend['mean']:.4f} ({'+'.join(blend['members'])}: {blend['gain']:+.4f} ± {blend['se']:.4f} "
-                   f"over the best family{', adopted' if blend['adopted'] else ''})") if blend.get("mean") else \
+                   f"over the best family{', adopted' if blend['adopted'] else ''}"
+                   f"{', earlier folds only' if blend.get('ordered') else ''})") if blend.get("mean") else \
             "not tried (time-ordered folds)"  # fmt: skip
-        rows.append([e["dataset"], f"{e['rows']:,}", *cells, verdict])
+        native = e.get("with_catboost")
+        with_catboost = f"{native['mean']:.4f} ({native['gain']:+.4f} ± {native['se']:.4f})" if native else ""
+        rows.append([e["dataset"], f"{e['rows']:,}", *cells, verdict, with_catboost])
     return (
         "Measured with `python bench/families.py` on 2 cores (`bench/results/families.json`): 5-fold CV ROC-AUC of "
         "the training split only, each family with its shipped `train` block (untuned), in brackets its paired "
         "gain over `hist_gb` on the same folds ± SE and its CV seconds; the blend (`train.ensemble: auto`) "
-        "scored nested on the same folds:\n\n"
-        + _table(["dataset", "training rows", *(f"`{f}`" for f in families), "blend"], rows)
+        "scored nested on the same folds (under time-ordered folds, each fold with weights fitted on the earlier ones "
+        "only; the first fold is not scored); and the blend `catboost` would make if it could join the one-hot "
+        "families (train does not build it: its codes cannot share their matrix), with its gain over the best "
+        "single family:\n\n"
+        + _table(["dataset", "training rows", *(f"`{f}`" for f in families), "blend", "blend with `catboost`"], rows)
     )
 
 

@@ -85,20 +85,25 @@ def score_of(metric: str, y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def nested_scores(M: np.ndarray, y: np.ndarray, fold: np.ndarray, metric: str = "roc_auc",
-                  l2: float = 1e-4) -> dict[str, Any]:
-    """The stack's score on each fold with its weights fitted on the OTHER folds' rows only (`fold`: each row's
-    validation fold, -1 for none), so no row's own label reaches the weights that score it. Returns the per-fold
-    `scores`, their `mean` and `std`, the stack's out-of-fold probabilities `oof` and each fold's `weights`."""
+                  l2: float = 1e-4, ordered: bool = False) -> dict[str, Any]:
+    """The stack's score on each fold with its weights fitted on other folds' rows only (`fold`: each row's
+    validation fold, -1 for none), so no row's own label reaches the weights that score it: every OTHER fold, or
+    with `ordered` (expanding-window folds numbered in time) the EARLIER folds only, so no weight has seen a later
+    row; there the first fold has nothing before it and is not scored. Returns the scored `folds`, their
+    `scores`, `mean` and `std`, the stack's out-of-fold probabilities `oof` (NaN where not scored) and each
+    scored fold's `weights`."""
     M, y, fold = np.asarray(M, dtype=float), np.asarray(y), np.asarray(fold)
     oof, scores, weights = np.full(len(y), np.nan), [], []
-    for k in np.unique(fold[fold >= 0]):
-        fit_rows, val = (fold >= 0) & (fold != k), fold == k
+    folds = np.unique(fold[fold >= 0])[1 if ordered else 0:]
+    for k in folds:
+        fit_rows, val = (fold >= 0) & ((fold < k) if ordered else (fold != k)), fold == k
         intercept, w = fit_weights(M[fit_rows], y[fit_rows], l2)
         oof[val] = expit(intercept + M[val] @ w)
         scores.append(score_of(metric, y[val], oof[val]))
         weights.append(w)
-    return {"scores": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)), "oof": oof,
-            "fold": fold, "weights": np.array(weights)}
+    return {"folds": [int(k) for k in folds], "scores": scores, "mean": float(np.mean(scores)),
+            "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan"), "oof": oof, "fold": fold,
+            "weights": np.array(weights)}
 
 # %% ../../nbs/03d_ensemble.ipynb #e0000013
 class BlendClassifier(ClassifierMixin, BaseEstimator):
@@ -211,29 +216,29 @@ def blend_pipeline(spec: FeatureSpec, families: list[str], weights, intercept: f
 
 def ensemble_trial(cv_results, reference, ys, params, eligible) -> dict[str, Any] | None:
     """The blend of the `eligible` blendable families from their `cv_results` (`selection.cross_validate`: the
-    out-of-fold probabilities), scored nested on the same folds (`nested_scores`),
-    against `reference` (the best single family's CV); adopted when its paired gain exceeds one SE and its
-    operations per record stay within the cap. None when there are fewer than two members to blend."""
+    out-of-fold probabilities), scored nested on the same folds (`nested_scores`; under time-ordered folds each
+    fold with weights from the earlier ones only), against `reference` (the best single family's CV, on the folds
+    the blend was scored on); adopted when its paired gain exceeds one SE and its operations per record stay
+    within the cap. None when there are fewer than two members to blend."""
     members = [f for f in eligible if blendable(f, params)]
     if params.get("ensemble", "auto") != "auto" or len(members) < 2:
         return None
     fold = cv_results[members[0]]["fold"]
     on_log_odds = [hasattr(make_estimator(f, {}), "decision_function") for f in members]
     M = stack_inputs(np.column_stack([cv_results[f]["oof"] for f in members]), on_log_odds)
-    l2 = params.get("ensemble_l2", 1e-4)
-    if (fold < 0).any():  # time-ordered folds: a stack fitted on later folds would have seen the future
-        return {"members": members, "adopted": False, "reason": "time-ordered folds"}
-    nested = nested_scores(M, ys, fold, params["cv_metric"], l2)
-    differences = np.asarray(nested["scores"]) - np.asarray(reference["scores"])
-    gain, se = float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
-    intercept, weights = fit_weights(M, ys, l2)
+    l2, ordered = params.get("ensemble_l2", 1e-4), bool((fold < 0).any())  # expanding windows leave rows out
+    nested = nested_scores(M, ys, fold, params["cv_metric"], l2, ordered)
+    differences = np.asarray(nested["scores"]) - np.asarray(reference["scores"])[nested["folds"]]
+    gain = float(differences.mean())
+    se = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else float("inf")
+    intercept, weights = fit_weights(M[fold >= 0], ys[fold >= 0], l2)
     used = [f for f, w in zip(members, weights, strict=True) if w > 1e-9]
     operations = sum(cv_results[f]["operations"] for f in used)
     cap = params.get("max_operations_per_record")
     adopted = bool(gain > se) and (cap is None or operations <= cap)
     return {"members": used, "weights": [float(w) for w in weights if w > 1e-9], "intercept": intercept,
             "scores": nested["scores"], "mean": nested["mean"], "std": nested["std"], "gain": gain, "se": se,
-            "operations": operations, "adopted": adopted, "oof": nested["oof"], "fold": fold,
+            "operations": operations, "adopted": adopted, "oof": nested["oof"], "fold": fold, "ordered": ordered,
             "latency_ms": sum(cv_results[f]["latency_ms"] for f in used),
             "reason": "beats the best single family by more than one SE" if adopted else (
                 "within one SE of the best single family" if gain <= se else "over max_operations_per_record")}

@@ -120,6 +120,7 @@ def selection_record(fit: Selection, params: dict, tuned: dict | None = None) ->
               "means": {f: round(r["mean"], 9) for f, r in fit.cv.items()}, "ensemble": None}
     if blend is not None:
         record["ensemble"] = {"members": blend["members"], "adopted": blend["adopted"], "reason": blend["reason"],
+                              "ordered": bool(blend.get("ordered")),
                               **{k: round(blend[k], 9) for k in ("mean", "gain", "se") if k in blend},
                               **({"weights": [round(w, 9) for w in blend["weights"]],
                                   "intercept": round(blend["intercept"], 9)} if "weights" in blend else {})}
@@ -134,7 +135,7 @@ def cv_summary(fit: Selection, metric: str) -> dict[str, Any]:
                "tuning_rows_excluded": fit.rows.get("tuning_excluded", 0)}
     if fit.ensemble is not None and "scores" in fit.ensemble:
         blend = fit.ensemble
-        summary["ensemble"] = {"members": blend["members"], "adopted": blend["adopted"],
+        summary["ensemble"] = {"members": blend["members"], "adopted": blend["adopted"], "ordered": blend["ordered"],
                                **{k: round(blend[k], 9) for k in ("mean", "std", "gain", "se", "intercept")},
                                "weights": [round(w, 9) for w in blend["weights"]],
                                "folds": [round(s, 9) for s in blend["scores"]]}
@@ -196,8 +197,9 @@ def selection_markdown(meta: ArtifactMeta) -> str:
     blend = record.get("ensemble")
     if blend and "gain" in blend:
         verdict = "adopted" if blend["adopted"] else f"not adopted ({blend['reason']})"
+        nesting = "each fold with weights from the earlier folds only" if blend.get("ordered") else "nested"
         lines.append(f"A blend of {', '.join(blend['members'])} (a logistic stack of their out-of-fold outputs, "
-                     f"scored nested on the same folds): {blend['mean']:.4f}, {blend['gain']:+.4f} over the best "
+                     f"scored {nesting} on the same folds): {blend['mean']:.4f}, {blend['gain']:+.4f} over the best "
                      f"single family (SE {blend['se']:.4f}): {verdict}.")
     return "\n".join(f"- {line}" for line in lines)
 
