@@ -26,7 +26,7 @@ help:
 	@echo "make test    - notebook checks, nbdev-test, pytest (runs the pipeline once in a temp copy)"
 	@echo "make test-fast - the edit loop: notebook checks, lint, nbdev-test, pytest without pipeline runs (< 3 min)"
 	@echo "make bench   - seed-style baseline, network vs tutorial loop, tuning, service load, drift monitoring (QUICK=1: short)"
-	@echo "make bench-features - the CV ablations (feature blocks, network options, families) and the pipeline on 7 datasets against library defaults and AutoGluon"
+	@echo "make bench-features - the CV ablations (feature blocks, network options, families, selection policies by nested CV) and the pipeline on 7 datasets against library defaults and AutoGluon"
 	@echo "make bench-scale - dvc repro on 10k, 100k and 1M synthetic customers: time, memory, growth, AUC vs oracle"
 	@echo "make docs    - the docs site in _docs/ (after make repro), offline; README.md from nbs/index.ipynb"
 	@echo "make lab     - JupyterLab with the churnlab kernel"
@@ -120,13 +120,15 @@ tune: setup
 bench: repro
 	$(PY) bench/run_all.py $(if $(QUICK),--quick,)
 
-# The CV studies that choose defaults (not part of `make bench`, ~55 min): the feature-block ablation on
-# Telco, the network's options on Telco and mlc_churn, then the pipeline on the other datasets with only
-# the `data` section changed.
+# The CV studies that choose defaults (not part of `make bench`; about 80 min, extrapolated from each
+# script's measured time): the feature-block ablation on Telco, the network's options on Telco and
+# mlc_churn, the families' CV and the selection policies' nested CV on six datasets, then the pipeline
+# on seven datasets with only the `data` section changed, against library defaults and AutoGluon.
 bench-features: setup $(DATA)
 	$(PY) bench/ablation.py
 	$(PY) bench/nn_ablation.py
 	$(PY) bench/families.py
+	$(PY) bench/rules.py
 	$(PY) bench/datasets.py
 
 # Size (not part of `make bench`, ~35 min): the same `dvc repro` on 10k, 100k and 1M synthetic customers,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,6 +241,37 @@ def families_table(entries: list[dict]) -> str:
         "single family:\n\n"
         + _table(["dataset", "training rows", *(f"`{f}`" for f in families), "blend", "blend with `catboost`"], rows)
     )
+
+
+def rules_table(entries: list[dict]) -> str:
+    "Each selection policy's outer-fold ROC-AUC per dataset, its paired difference to `best`, and its picks."
+
+    def cell(policy: dict) -> str:
+        picks = ", ".join(f"{family} x{n}" for family, n in pd.Series(policy["picks"]).value_counts().items())
+        se = f" ± {policy['se']:.4f}" if policy.get("se") is not None else ""
+        return f"{policy['mean']:.4f} ({policy['minus_best']:+.4f}{se}; {picks})"
+
+    rows = [[e["dataset"], f"{e['rows']:,}", f"{e['outer_folds']} ({e['strategy']})", *(cell(e[p]) for p in
+             ("best", "one_se", "shipped"))] for e in entries]  # fmt: skip
+    return (
+        "Measured with `python bench/rules.py` on 2 cores (`bench/results/rules.json`): nested CV of the training "
+        "split only. On each outer fold's training rows, selection runs as train does (shipped candidates and "
+        "blocks, untuned, 5 inner folds); each policy's pick is fitted there and scored on the outer validation "
+        "rows. Outer-fold mean ROC-AUC, in brackets the paired difference to `best` ± SE and the picks:\n\n"
+        + _table(["dataset", "training rows", "outer folds", "`best`", "`one_se`", "`one_se` + blend (shipped)"], rows)
+        + f"\n\nOver the {len(entries)} datasets (the mean of each dataset's difference; datasets taken as "
+        + "independent for the SE): "
+        + "; ".join(_pooled(entries, p) for p in ("one_se", "shipped"))
+        + "."
+    )
+
+
+def _pooled(entries: list[dict], policy: str) -> str:
+    "The mean over datasets of `policy` minus `best`, with the SE of that mean (the per-dataset SEs, independent)."
+    gains = np.array([e[policy]["minus_best"] for e in entries])
+    se = np.sqrt(sum((e[policy]["se"] or 0.0) ** 2 for e in entries)) / len(entries)
+    label = "`one_se` + blend (shipped)" if policy == "shipped" else f"`{policy}`"
+    return f"{label} − `best` {gains.mean():+.4f} (SE {se:.4f})"
 
 
 def scale_tables(report: dict) -> str:
@@ -597,6 +629,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "datasets": lambda: datasets_table(results("datasets.json")),
     "frontier": lambda: frontier_table(results("datasets.json")),
     "families": lambda: families_table(results("families.json")),
+    "rules": lambda: rules_table(results("rules.json")),
     "shadow": lambda: shadow_table(results("shadow.json")),
     "serve": lambda: serve_tables(results("serve.json")),
     "serve-sizing": lambda: serve_sizing(results("serve.json")),
