@@ -227,10 +227,11 @@ def ensemble_trial(cv_results, reference, ys, params, eligible) -> dict[str, Any
     on_log_odds = [hasattr(make_estimator(f, {}), "decision_function") for f in members]
     M = stack_inputs(np.column_stack([cv_results[f]["oof"] for f in members]), on_log_odds)
     l2, ordered = params.get("ensemble_l2", 1e-4), bool((fold < 0).any())  # expanding windows leave rows out
+    if len(np.unique(fold[fold >= 0])) - ordered < 2:  # a paired SE needs two scored folds
+        return {"members": members, "adopted": False, "reason": "fewer than two folds to score it on"}
     nested = nested_scores(M, ys, fold, params["cv_metric"], l2, ordered)
     differences = np.asarray(nested["scores"]) - np.asarray(reference["scores"])[nested["folds"]]
-    gain = float(differences.mean())
-    se = float(differences.std(ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else float("inf")
+    gain, se = float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
     intercept, weights = fit_weights(M[fold >= 0], ys[fold >= 0], l2)
     used = [f for f, w in zip(members, weights, strict=True) if w > 1e-9]
     operations = sum(cv_results[f]["operations"] for f in used)
