@@ -19,6 +19,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tools"))
 from datasets import DATASETS, load_dataset  # noqa: E402
 
-from churnlab import ensemble, files, models, selection, splits, workflow  # noqa: E402
+from churnlab import ensemble, files, selection, splits, workflow  # noqa: E402
 
 DEFAULT = ["telco", "credit_data", "mlc_churn", "attrition", "loans", "flights"]
 FAMILIES = ["logreg", "random_forest", "hist_gb", "lightgbm", "catboost"]
@@ -39,9 +40,7 @@ def with_native(cv: dict, y, l2: float) -> dict:
     "The nested blend of the one-hot families and `catboost` (train's stack, ordered under time folds) vs the best."
     members = ["logreg", "random_forest", "hist_gb", "catboost"]
     fold = cv["hist_gb"]["fold"]
-    on_log_odds = [hasattr(models.make_estimator(f, {}), "decision_function") for f in members]
-    M = ensemble.stack_inputs(np.column_stack([cv[f]["oof"] for f in members]), on_log_odds)
-    nested = ensemble.nested_scores(M, y, fold, "roc_auc", l2, ordered=bool((fold < 0).any()))
+    nested = ensemble.nested_scores(ensemble.stacked_oof(cv, members), y, fold, "roc_auc", l2, bool((fold < 0).any()))
     best = max(cv, key=lambda f: cv[f]["mean"])
     gain, se = selection.paired_gain(nested["scores"], np.asarray(cv[best]["scores"])[nested["folds"]])
     return {
@@ -53,12 +52,30 @@ def with_native(cv: dict, y, l2: float) -> dict:
     }
 
 
-def run(name: str, params: dict, max_rows: int | None) -> dict:
+def training_rows(name: str, params: dict, max_rows: int | None):
+    """`bench/datasets.py`'s dataset `name` prepared in memory with its `data` section and `prepare` keys: the
+    prepared data and its training rows (X, y, groups), capped at `max_rows` (seeded, stratified)."""
     raw, section = load_dataset(name)
     prepare = {**params["prepare"], **DATASETS[name].prepare}
     memory = workflow.prepare_in_memory(raw, {"data": section, "prepare": prepare, "featurize": params["featurize"]})
     rows = memory.rows("train")
-    X, y, groups = splits.capped(rows.X, rows.y, rows.groups, max_rows, 42)
+    return memory, *splits.capped(rows.X, rows.y, rows.groups, max_rows, 42)
+
+
+def run_datasets(names: list[str], run: Callable[[str, dict], dict], output: Path) -> list[dict]:
+    "`run(name, params)` for each dataset with the shipped params.yaml, printed as each finishes; written to `output`."
+    warnings.filterwarnings("ignore")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    results = []
+    for name in names:
+        results.append(run(name, params))
+        print(json.dumps(results[-1]), flush=True)
+    files.atomic_write_text(output, json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def run(name: str, params: dict, max_rows: int | None) -> dict:
+    memory, X, y, groups = training_rows(name, params, max_rows)
     train = {**params["train"], "model": "auto", "candidates": FAMILIES, "calibration_methods": [],
              "target_encoding": "off", "selection_rule": "best", "selection_max_rows": None}  # fmt: skip
     splitter = splits.cv_splitter(memory.contract["split"]["strategy"], train["cv_folds"], train["seed"])
@@ -91,13 +108,7 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "families.json")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    results = []
-    for name in args.datasets:
-        results.append(run(name, params, args.max_rows))
-        print(json.dumps(results[-1]), flush=True)
-    files.atomic_write_text(args.output, json.dumps(results, indent=2) + "\n")
+    results = run_datasets(args.datasets, lambda name, params: run(name, params, args.max_rows), args.output)
     for r in results:
         print(f"\n{r['dataset']} ({r['rows']:,} rows, {r['seconds']:.0f} s)")
         for family, f in r["families"].items():

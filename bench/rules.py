@@ -18,24 +18,20 @@ difference to `best` with its SE; test rows are never read.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import yaml
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tools"))
-from datasets import DATASETS, load_dataset  # noqa: E402
+from families import DEFAULT, run_datasets, training_rows  # noqa: E402
 
-from churnlab import files, models, selection, splits, workflow  # noqa: E402
+from churnlab import models, selection, splits  # noqa: E402
 
-DEFAULT = ["telco", "credit_data", "mlc_churn", "attrition", "loans", "flights"]
 POLICIES = ["best", "one_se", "shipped"]
 
 
@@ -63,11 +59,7 @@ def outer_fold(X, y, groups, fit_idx, val_idx, spec, train: dict, strategy: str)
 
 
 def run(name: str, params: dict, outer_folds: int) -> dict:
-    raw, section = load_dataset(name)
-    prepare = {**params["prepare"], **DATASETS[name].prepare}
-    memory = workflow.prepare_in_memory(raw, {"data": section, "prepare": prepare, "featurize": params["featurize"]})
-    rows = memory.rows("train")
-    X, y, groups = splits.capped(rows.X, rows.y, rows.groups, params["train"]["selection_max_rows"], 42)
+    memory, X, y, groups = training_rows(name, params, params["train"]["selection_max_rows"])
     strategy = memory.contract["split"]["strategy"]
     train = {**params["train"], "model": "auto", "calibration_methods": [], "target_encoding": "off",
              "selection_rule": "one_se", "selection_max_rows": None}  # fmt: skip
@@ -101,13 +93,7 @@ def main() -> None:
     parser.add_argument("--outer-folds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "rules.json")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    results = []
-    for name in args.datasets:
-        results.append(run(name, params, args.outer_folds))
-        print(json.dumps(results[-1]), flush=True)
-    files.atomic_write_text(args.output, json.dumps(results, indent=2) + "\n")
+    results = run_datasets(args.datasets, lambda name, params: run(name, params, args.outer_folds), args.output)
     for r in results:
         print(f"\n{r['dataset']} ({r['rows']:,} rows, {r['strategy']} folds, {r['seconds']:.0f} s)")
         for policy in POLICIES:

@@ -23,7 +23,7 @@ from .structures import FeatureSpec
 
 # %% auto #0
 __all__ = ['stack_inputs', 'fit_weights', 'score_of', 'nested_scores', 'BlendClassifier', 'score_on_one_thread', 'blendable',
-           'blend_pipeline', 'ensemble_trial']
+           'blend_pipeline', 'stacked_oof', 'ensemble_trial']
 
 # %% ../../nbs/03d_ensemble.ipynb #e0000005
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -214,6 +214,13 @@ def blend_pipeline(spec: FeatureSpec, families: list[str], weights, intercept: f
     return type(pipelines[0])([*pipelines[0].steps[:-1], ("model", blend)])
 
 
+def stacked_oof(cv_results, members: list[str]) -> np.ndarray:
+    """Rows x `members`: each family's out-of-fold output from `cv_results` as the stack reads it (`stack_inputs`:
+    log-odds where the family has a decision function, else its probability)."""
+    on_log_odds = [hasattr(make_estimator(f, {}), "decision_function") for f in members]
+    return stack_inputs(np.column_stack([cv_results[f]["oof"] for f in members]), on_log_odds)
+
+
 def ensemble_trial(cv_results, reference, ys, params, eligible) -> dict[str, Any] | None:
     """The blend of the `eligible` blendable families from their `cv_results` (`selection.cross_validate`: the
     out-of-fold probabilities), scored nested on the same folds (`nested_scores`; under time-ordered folds each
@@ -223,9 +230,7 @@ def ensemble_trial(cv_results, reference, ys, params, eligible) -> dict[str, Any
     members = [f for f in eligible if blendable(f, params)]
     if params.get("ensemble", "auto") != "auto" or len(members) < 2:
         return None
-    fold = cv_results[members[0]]["fold"]
-    on_log_odds = [hasattr(make_estimator(f, {}), "decision_function") for f in members]
-    M = stack_inputs(np.column_stack([cv_results[f]["oof"] for f in members]), on_log_odds)
+    fold, M = cv_results[members[0]]["fold"], stacked_oof(cv_results, members)
     l2, ordered = params.get("ensemble_l2", 1e-4), bool((fold < 0).any())  # expanding windows leave rows out
     if len(np.unique(fold[fold >= 0])) - ordered < 2:  # a paired SE needs two scored folds
         return {"members": members, "adopted": False, "reason": "fewer than two folds to score it on"}
